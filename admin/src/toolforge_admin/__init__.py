@@ -1,0 +1,1 @@
+"""Toolforge admin tooling: PKI and tool onboarding."""

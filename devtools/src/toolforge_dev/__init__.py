@@ -1,0 +1,1 @@
+"""Local development cluster for the Toolforge platform APIs."""

@@ -1,0 +1,209 @@
+"""Go-built cluster binaries, cached outside the work tree and keyed by version.
+
+No binaries can be downloaded on these machines, so every cluster component is compiled from
+the published Go modules:
+
+- Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
+  kubectl) from ``k8s.io/kubernetes``, through the wrapper module ``devtools/go/kubernetes``
+  that pins each staging module (``k8s.io/api``, ...) to the matching ``v0.34.x`` tag;
+- etcd from ``go.etcd.io/etcd/server/v3``, through ``devtools/go/etcd`` the same way;
+- CoreDNS with ``go install github.com/coredns/coredns@<version>``.
+
+The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
+to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
+exists is complete (it is renamed into place only after a successful build), so a second run
+builds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolforge_dev.paths import GO_MODULES_DIR, cache_dir
+
+Progress = Callable[[str], None]
+
+COREDNS_VERSION = "v1.12.4"
+
+
+class BuildError(Exception):
+    """A Go build failed; the message names the component and the log file."""
+
+
+def _required_version(go_mod: Path, module: str) -> str:
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", go_mod.read_text(), re.M)
+    if not match:
+        raise BuildError(f"{go_mod} does not require {module}")
+    return match.group(1)
+
+
+def _kubernetes_ldflags(version: str) -> str:
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
+@dataclass(frozen=True)
+class GoComponent:
+    """One cached build: a set of binaries from one Go module at one version."""
+
+    name: str
+    version: str
+    #: ``(binary name, package path)`` pairs.
+    binaries: tuple[tuple[str, str], ...]
+    #: Wrapper module to build in, or ``None`` for ``go install pkg@version``.
+    module_dir: Path | None
+    ldflags: str = "-s -w"
+
+    @property
+    def directory(self) -> Path:
+        """``<cache>/bin/<name>-<version>``."""
+        return cache_dir() / "bin" / f"{self.name}-{self.version}"
+
+    def path(self, binary: str) -> Path:
+        """Path of one binary of this component (whether built or not)."""
+        return self.directory / binary
+
+    def is_built(self) -> bool:
+        """True when every binary is in the cache."""
+        return all(self.path(b).is_file() for b, _ in self.binaries)
+
+    def build(self, progress: Progress = print) -> Path:
+        """Build into the cache unless already there; returns the component directory.
+
+        Raises :class:`BuildError` with the tail of the Go output when a build fails.
+        """
+        if self.is_built():
+            progress(f"{self.name} {self.version}: cached in {self.directory}")
+            return self.directory
+        tmp = self.directory.with_name(self.directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        log = cache_dir() / "bin" / f"{self.name}-{self.version}.build.log"
+        env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-trimpath"}
+        names = ", ".join(b for b, _ in self.binaries)
+        progress(f"{self.name} {self.version}: building {names} (several minutes on 2 cores)...")
+        started = time.monotonic()
+        with log.open("w") as out:
+            for binary, package in self.binaries:
+                if self.module_dir is None:
+                    cmd = ["go", "install", f"-ldflags={self.ldflags}", f"{package}@{self.version}"]
+                    env["GOBIN"] = str(tmp)
+                else:
+                    cmd = ["go", "build", f"-ldflags={self.ldflags}", "-o", str(tmp / binary)]
+                    cmd.append(package)
+                progress(f"  go build {binary}")
+                out.write(f"$ {' '.join(cmd)}\n")
+                out.flush()
+                proc = subprocess.run(
+                    cmd, cwd=self.module_dir, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+                if proc.returncode != 0:
+                    tail = "\n".join(log.read_text().splitlines()[-20:])
+                    raise BuildError(f"building {binary} failed (log: {log}):\n{tail}")
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        tmp.rename(self.directory)
+        progress(f"{self.name} {self.version}: built in {time.monotonic() - started:.0f} s")
+        return self.directory
+
+
+def kubernetes() -> GoComponent:
+    """kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl."""
+    module = GO_MODULES_DIR / "kubernetes"
+    version = _required_version(module / "go.mod", "k8s.io/kubernetes")
+    commands = (
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+        "kubectl",
+    )
+    return GoComponent(
+        name="kubernetes",
+        version=version,
+        binaries=tuple((c, f"k8s.io/kubernetes/cmd/{c}") for c in commands),
+        module_dir=module,
+        ldflags=_kubernetes_ldflags(version),
+    )
+
+
+def etcd() -> GoComponent:
+    """The etcd server (its module root is package main)."""
+    module = GO_MODULES_DIR / "etcd"
+    version = _required_version(module / "go.mod", "go.etcd.io/etcd/server/v3")
+    return GoComponent(
+        name="etcd",
+        version=version,
+        binaries=(("etcd", "go.etcd.io/etcd/server/v3"),),
+        module_dir=module,
+    )
+
+
+def coredns() -> GoComponent:
+    """CoreDNS, go-installable as published."""
+    return GoComponent(
+        name="coredns",
+        version=COREDNS_VERSION,
+        binaries=(("coredns", "github.com/coredns/coredns"),),
+        module_dir=None,
+    )
+
+
+def all_components() -> tuple[GoComponent, ...]:
+    """Every component the local cluster needs."""
+    return (etcd(), kubernetes(), coredns())
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Resolved paths of every cluster binary."""
+
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubelet: Path
+    kube_proxy: Path
+    kubectl: Path
+    coredns: Path
+
+    @classmethod
+    def from_cache(cls) -> Binaries:
+        """Paths in the cache; raises :class:`BuildError` if any component is not built."""
+        missing = [c.name for c in all_components() if not c.is_built()]
+        if missing:
+            raise BuildError(f"not built yet: {', '.join(missing)} (run `make binaries`)")
+        k8s = kubernetes()
+        return cls(
+            etcd=etcd().path("etcd"),
+            kube_apiserver=k8s.path("kube-apiserver"),
+            kube_controller_manager=k8s.path("kube-controller-manager"),
+            kube_scheduler=k8s.path("kube-scheduler"),
+            kubelet=k8s.path("kubelet"),
+            kube_proxy=k8s.path("kube-proxy"),
+            kubectl=k8s.path("kubectl"),
+            coredns=coredns().path("coredns"),
+        )
+
+
+def build_all(progress: Progress = print) -> Binaries:
+    """Build whatever is not cached yet, then return the binary paths."""
+    for component in all_components():
+        component.build(progress)
+    return Binaries.from_cache()

@@ -1,0 +1,201 @@
+"""``toolforge-dev``: build, start and stop the local platform.
+
+``make run`` is ``toolforge-dev run``; ``make up``/``make down`` are ``up``/``down``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from toolforge_admin.cli import onboarder
+from toolforge_admin.onboarding import OnboardingError
+from toolforge_admin.settings import AdminSettings
+from toolforge_dev import binaries as go_binaries
+from toolforge_dev import images
+from toolforge_dev.cluster import Cluster, ClusterError
+
+app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DEMO_TOOL = "demo"
+
+
+class Output(StrEnum):
+    """Output formats."""
+
+    normal = "normal"
+    json = "json"
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+
+
+@app.command()
+def build() -> None:
+    """Build the Go binaries (etcd, Kubernetes, CoreDNS) into the cache, unless cached."""
+    try:
+        go_binaries.build_all(_progress)
+    except go_binaries.BuildError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command("images")
+def build_images() -> None:
+    """Build the local OCI images (pause, bookworm, python3.11) into the cache, unless cached."""
+    images.build_images(progress=_progress)
+
+
+def admin_settings(cluster: Cluster) -> AdminSettings:
+    """Admin settings that point at the local cluster."""
+    return AdminSettings(kubeconfig=cluster.admin_kubeconfig, homes_dir=cluster.homes_dir)
+
+
+def _start(cluster: Cluster) -> bool:
+    """Start the cluster unless it is up; returns True if this call started it."""
+    if cluster.is_up():
+        _progress(f"cluster already up ({cluster.directory}); reusing it")
+        return False
+    bins = go_binaries.build_all(_progress)
+    archives = images.build_images(progress=_progress)
+    _progress(f"starting cluster in {cluster.directory}")
+    cluster.start(bins, archives)
+    _progress(f"onboarding demo tool {DEMO_TOOL!r}")
+
+    async def onboard() -> None:
+        async with onboarder(admin_settings(cluster)) as ob:
+            await ob.create(DEMO_TOOL)
+
+    asyncio.run(onboard())
+    return True
+
+
+def _usage(cluster: Cluster) -> str:
+    info = cluster.describe()
+    kubectl = go_binaries.kubernetes().path("kubectl")
+    demo_kc = Path(info["homes_dir"]) / DEMO_TOOL / ".kube" / "config"
+    return f"""
+[bold green]Toolforge local platform is up.[/]
+
+[bold]Cluster[/] Kubernetes {go_binaries.kubernetes().version}, node {info["node"]}, \
+API {info["apiserver"]}
+  export KUBECONFIG={info["admin_kubeconfig"]}
+  {kubectl} get nodes,pods -A
+[bold]Tools[/] (homes in {info["homes_dir"]})
+  export TOOLFORGE_ADMIN_KUBECONFIG={info["admin_kubeconfig"]}
+  export TOOLFORGE_ADMIN_HOMES_DIR={info["homes_dir"]}
+  uv run toolforge-admin tool create mytool
+  uv run toolforge-admin tool list
+[bold]Demo tool[/] '{DEMO_TOOL}', acting with its own certificate (namespace tool-{DEMO_TOOL}):
+  {kubectl} --kubeconfig {demo_kc} run hello --restart=Never \\
+      --image=registry.local/toolforge/python3.11:stable -- python3 -c 'print(42)'
+  {kubectl} --kubeconfig {demo_kc} logs hello
+[bold]Logs[/] {info["logs_dir"]}/<component>.log
+[bold]Services[/] the gateway, jobs and builds APIs are not part of the platform yet.
+"""
+
+
+@app.command()
+def up() -> None:
+    """Start the cluster in the background (or reuse a healthy one) and return."""
+    cluster = Cluster(progress=_progress)
+    try:
+        _start(cluster)
+    except (ClusterError, go_binaries.BuildError, OnboardingError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(_usage(cluster))
+    console.print("Stop it with: [bold]make down[/]")
+
+
+@app.command()
+def down() -> None:
+    """Stop the cluster and remove its processes, mounts and network state."""
+    cluster = Cluster(progress=_progress)
+    cluster.stop()
+    left = cluster.leftovers()
+    if left:
+        console.print("[red]left behind:[/]\n  " + "\n  ".join(left))
+        raise typer.Exit(2)
+
+
+@app.command()
+def run() -> None:
+    """Start everything, print how to use it, and stay in the foreground until Ctrl-C."""
+    cluster = Cluster(progress=_progress)
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        _start(cluster)
+        console.print(_usage(cluster))
+        console.print("[bold]Press Ctrl-C to stop.[/]")
+        while not stopping:
+            time.sleep(1)
+            dead = [c for c, pid in _expected(cluster).items() if not pid]
+            if dead:
+                for component in dead:
+                    console.print(
+                        f"[red]{component} exited[/]; last log lines:\n"
+                        f"{cluster.log_tail(component)}"
+                    )
+                break
+    except (ClusterError, go_binaries.BuildError, OnboardingError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        cluster.stop()
+        raise typer.Exit(2) from exc
+    cluster.stop()
+
+
+def _expected(cluster: Cluster) -> dict[str, int | None]:
+    from toolforge_dev.cluster import COMPONENTS
+
+    pids = cluster.pids()
+    return {c: pids.get(c) for c in COMPONENTS}
+
+
+@app.command()
+def status(
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.normal,
+) -> None:
+    """Health of every component. Exit code 0 when all are healthy, 1 otherwise."""
+    cluster = Cluster(progress=_progress)
+    health = cluster.health()
+    if output is Output.json:
+        print(
+            json.dumps(
+                {"healthy": all(health.values()), "components": health, **cluster.describe()},
+                indent=2,
+            )
+        )
+    else:
+        for component, ok in health.items():
+            mark = "[green]ok[/]" if ok else "[red]down[/]"
+            console.print(f"{component:<24} {mark}")
+    if not all(health.values()):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

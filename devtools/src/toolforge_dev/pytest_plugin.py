@@ -1,0 +1,150 @@
+"""Pytest fixtures on the real local cluster.
+
+- ``cluster`` (session): the running cluster. Reused when one is already up (``make up``);
+  otherwise started once for the session and stopped at its end, and then checked for
+  leftovers (processes, mounts, network state): a dirty stop fails the session.
+- ``admin_api`` (function): a kubernetes_asyncio ``ApiClient`` with cluster-admin rights.
+- ``onboarder`` (function): a :class:`~toolforge_admin.onboarding.ToolOnboarder` on it.
+- ``tool`` (function): a freshly onboarded tool with its own namespace, deleted afterwards.
+
+When a test that uses the cluster fails, the report gets the tail of every component's log
+and the events of the test's tool namespace.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+
+from toolforge_admin.onboarding import ClusterAccess, ToolOnboarder, ToolResult
+from toolforge_dev import binaries as go_binaries
+from toolforge_dev import images
+from toolforge_dev.cli import admin_settings
+from toolforge_dev.cluster import COMPONENTS, Cluster
+
+
+def _progress(message: str) -> None:
+    print(f"[cluster] {message}", file=sys.__stderr__, flush=True)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The local cluster: reused if up, else started for this session and stopped after."""
+    handle = Cluster(progress=_progress)
+    if handle.is_up():
+        _progress(f"reusing the running cluster in {handle.directory}")
+        yield handle
+        return
+    bins = go_binaries.build_all(_progress)
+    archives = images.build_images(progress=_progress)
+    handle.start(bins, archives)
+    yield handle
+    handle.stop()
+    left = handle.leftovers()
+    assert not left, f"the cluster's stop left state behind: {left}"
+
+
+async def new_admin_api(cluster: Cluster) -> k8s.ApiClient:
+    """A cluster-admin ``ApiClient`` (the caller closes it)."""
+    conf = k8s.Configuration()
+    await k8s_config.load_kube_config(
+        config_file=str(cluster.admin_kubeconfig), client_configuration=conf
+    )
+    return k8s.ApiClient(conf)
+
+
+async def new_tool_api(kubeconfig: Path) -> k8s.ApiClient:
+    """An ``ApiClient`` that authenticates with a tool's own kubeconfig (its certificate)."""
+    conf = k8s.Configuration()
+    await k8s_config.load_kube_config(config_file=str(kubeconfig), client_configuration=conf)
+    return k8s.ApiClient(conf)
+
+
+@pytest.fixture
+async def admin_api(cluster: Cluster) -> AsyncIterator[k8s.ApiClient]:
+    """Cluster-admin API client."""
+    api = await new_admin_api(cluster)
+    async with api:
+        yield api
+
+
+@pytest.fixture
+async def onboarder(cluster: Cluster, admin_api: k8s.ApiClient) -> ToolOnboarder:
+    """The onboarding service on the local cluster, homes in the run directory."""
+    access = ClusterAccess.from_kubeconfig(cluster.admin_kubeconfig)
+    return ToolOnboarder(admin_api, access, admin_settings(cluster))
+
+
+@dataclass
+class Tool:
+    """An onboarded test tool."""
+
+    name: str
+    namespace: str
+    uid: int
+    home: Path
+    kubeconfig: Path
+    result: ToolResult
+
+
+def fresh_tool_name() -> str:
+    """A unique tool name for one test."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def tool(onboarder: ToolOnboarder) -> AsyncIterator[Tool]:
+    """A fresh tool with namespace, quota, uid, home and certificate; deleted afterwards."""
+    name = fresh_tool_name()
+    result = await onboarder.create(name)
+    assert result.uid is not None
+    yield Tool(
+        name=name,
+        namespace=result.namespace,
+        uid=result.uid,
+        home=result.home,
+        kubeconfig=onboarder.kubeconfig_path(name),
+        result=result,
+    )
+    await onboarder.delete(name, purge_home=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    """On failure of a cluster test, attach component logs and the tool's namespace events."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not report.failed or "cluster" not in getattr(item, "fixturenames", ()):
+        return
+    handle = Cluster(progress=_progress)
+    for component in COMPONENTS:
+        report.sections.append((f"{component} log (tail)", handle.log_tail(component, lines=15)))
+    funcargs = getattr(item, "funcargs", {})
+    tool_obj = funcargs.get("tool")
+    if isinstance(tool_obj, Tool) and go_binaries.kubernetes().is_built():
+        proc = subprocess.run(
+            [
+                str(go_binaries.kubernetes().path("kubectl")),
+                "--kubeconfig",
+                str(handle.admin_kubeconfig),
+                "get",
+                "events",
+                "-n",
+                tool_obj.namespace,
+                "--sort-by=.lastTimestamp",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        report.sections.append((f"events in {tool_obj.namespace}", proc.stdout + proc.stderr))

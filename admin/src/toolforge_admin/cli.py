@@ -36,8 +36,8 @@ app = typer.Typer(help="Toolforge admin commands.", no_args_is_help=True)
 tool_app = typer.Typer(help="Onboard, list, renew and delete tools.", no_args_is_help=True)
 app.add_typer(tool_app, name="tool")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class Output(StrEnum):

@@ -132,9 +132,11 @@ async def test_image_config_lists_local_images(admin_api: k8s.ApiClient) -> None
 
 
 async def test_anonymous_requests_are_refused(cluster: Cluster) -> None:
+    import ssl
+
     import httpx
 
-    ca = str(cluster.pki_dir / "cluster-ca.crt")
+    ca = ssl.create_default_context(cafile=str(cluster.pki_dir / "cluster-ca.crt"))
     async with httpx.AsyncClient(verify=ca) as client:
         r = await client.get(f"{cluster.describe()['apiserver']}/api/v1/namespaces")
     assert r.status_code == 403

@@ -444,20 +444,21 @@ class ToolOnboarder:
         return Step("limitrange", "updated", name)
 
     def _ensure_home(self, tool: str, uid: int) -> Step:
+        """The home and its credential directories, owned by the tool's uid."""
         home = self.home(tool)
-        action: Action = "unchanged"
-        if not home.is_dir():
-            home.mkdir(parents=True, mode=0o750)
-            action = "created"
+        created = not home.is_dir()
+        changed = False
+        home.parent.mkdir(parents=True, exist_ok=True)
         for path, mode in ((home, 0o750), (home / ".toolskube", 0o700), (home / ".kube", 0o700)):
             if not path.is_dir():
                 path.mkdir(mode=mode)
-                action = "created" if action == "created" else "updated"
+                changed = True
             st = path.stat()
             if (st.st_uid, st.st_gid, st.st_mode & 0o7777) != (uid, uid, mode):
                 os.chown(path, uid, uid)
                 os.chmod(path, mode)
-                action = "created" if action == "created" else "updated"
+                changed = True
+        action: Action = "created" if created else "updated" if changed else "unchanged"
         return Step("home", action, str(home))
 
     def _certificate_ok(self, tool: str) -> tuple[bool, str]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -23,10 +24,23 @@ from toolforge_admin.onboarding import OnboardingError
 from toolforge_admin.settings import AdminSettings
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev import images
-from toolforge_dev.cluster import Cluster, ClusterError
+from toolforge_dev.cluster import COMPONENTS, Cluster, ClusterError
 
 app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Console(Console):
+    """A console that goes quiet when its terminal or pipe is gone.
+
+    rich's default is ``SystemExit(1)`` on a broken pipe (``Console.on_broken_pipe``), which
+    would abort a stop half-way and leave the cluster running.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
+console = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEMO_TOOL = "demo"
 
@@ -38,8 +52,14 @@ class Output(StrEnum):
     json = "json"
 
 
+def _say(message: str) -> None:
+    """Print to stderr; a closed terminal or pipe must not stop the work."""
+    with contextlib.suppress(OSError, ValueError):
+        console.print(message)
+
+
 def _progress(message: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+    _say(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
 
 
 @app.command()
@@ -133,7 +153,11 @@ def down() -> None:
 
 @app.command()
 def run() -> None:
-    """Start everything, print how to use it, and stay in the foreground until Ctrl-C."""
+    """Start everything, print how to use it, and stay in the foreground until Ctrl-C.
+
+    Ctrl-C, SIGTERM or SIGHUP stop everything cleanly, even when the terminal or a pipe
+    that took the output is already gone.
+    """
     cluster = Cluster(progress=_progress)
     stopping = False
 
@@ -141,34 +165,27 @@ def run() -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    failed: Exception | None = None
     try:
         _start(cluster)
-        console.print(_usage(cluster))
-        console.print("[bold]Press Ctrl-C to stop.[/]")
+        _say(_usage(cluster))
+        _say("[bold]Press Ctrl-C to stop.[/]")
         while not stopping:
             time.sleep(1)
-            dead = [c for c, pid in _expected(cluster).items() if not pid]
+            dead = [c for c in COMPONENTS if c not in cluster.pids()]
+            for component in dead:
+                _say(f"[red]{component} exited[/]; last log lines:\n{cluster.log_tail(component)}")
             if dead:
-                for component in dead:
-                    console.print(
-                        f"[red]{component} exited[/]; last log lines:\n"
-                        f"{cluster.log_tail(component)}"
-                    )
                 break
     except (ClusterError, go_binaries.BuildError, OnboardingError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        _say(f"[red]error:[/] {exc}")
+        failed = exc
+    finally:
         cluster.stop()
-        raise typer.Exit(2) from exc
-    cluster.stop()
-
-
-def _expected(cluster: Cluster) -> dict[str, int | None]:
-    from toolforge_dev.cluster import COMPONENTS
-
-    pids = cluster.pids()
-    return {c: pids.get(c) for c in COMPONENTS}
+    if failed is not None:
+        raise typer.Exit(2) from failed
 
 
 @app.command()

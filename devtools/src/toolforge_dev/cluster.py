@@ -34,6 +34,7 @@ namespaces, the bridge, and the ``KUBE-*``/``CNI-*`` iptables chains.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
 import json
@@ -51,6 +52,7 @@ from typing import Any
 
 import httpx
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from toolforge_admin.pki import CertificateAuthority, PlatformPKI, generate_key, subject, write_key
 from toolforge_dev import images
@@ -326,18 +328,13 @@ class Cluster:
             write_kubeconfig(
                 path, user=name, cert=cert, key=key, ca=d / "cluster-ca.crt", embed=embed
             )
-        write_key(d / "sa.key", generate_key())
-        sa_key = d / "sa.key"
-        from cryptography.hazmat.primitives import serialization
-
-        from toolforge_admin.pki import load_key
-
-        pub = (
-            load_key(sa_key)
-            .public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+        # The aggregation layer's front proxy has a CA of its own, as in kubeadm.
+        front = CertificateAuthority.load_or_create(d, "front-proxy-ca", "toolforge-front-proxy-ca")
+        front.issue_pair(d, "front-proxy-client", subject("front-proxy-client"), client=True)
+        sa_key = generate_key()
+        write_key(d / "sa.key", sa_key)
+        pub = sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         (d / "sa.pub").write_bytes(pub)
 
@@ -541,6 +538,16 @@ state = "{root}/state"
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--anonymous-auth=true",  # default; RBAC allows anonymous only /livez, /readyz ...
+                "--requestheader-client-ca-file",
+                str(d / "front-proxy-ca.crt"),
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                "--proxy-client-cert-file",
+                str(d / "front-proxy-client.crt"),
+                "--proxy-client-key-file",
+                str(d / "front-proxy-client.key"),
             ],
         )
         self._wait("kube-apiserver", timeout=90)
@@ -920,7 +927,6 @@ def write_kubeconfig(
     With ``embed`` the PEM data is inlined (a portable file); otherwise the file refers to the
     certificate paths.
     """
-    import base64
 
     def ref(kind: str, p: Path) -> dict[str, str]:
         if embed:

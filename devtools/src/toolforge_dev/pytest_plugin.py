@@ -13,6 +13,7 @@ and the events of the test's tool namespace.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
@@ -32,22 +33,39 @@ from toolforge_dev.cluster import COMPONENTS, Cluster
 
 
 def _progress(message: str) -> None:
-    print(f"[cluster] {message}", file=sys.__stderr__, flush=True)
+    print(f"[cluster] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _uncaptured(config: pytest.Config) -> Iterator[None]:
+    """Let progress output through pytest's capture (start-up takes a while)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        yield
+        return
+    with capman.global_and_fixture_disabled():
+        yield
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
     """The local cluster: reused if up, else started for this session and stopped after."""
     handle = Cluster(progress=_progress)
-    if handle.is_up():
-        _progress(f"reusing the running cluster in {handle.directory}")
-        yield handle
-        return
-    bins = go_binaries.build_all(_progress)
-    archives = images.build_images(progress=_progress)
-    handle.start(bins, archives)
+    with _uncaptured(pytestconfig):
+        print(file=sys.stderr)
+        if handle.is_up():
+            _progress(f"reusing the running cluster in {handle.directory}")
+            reused = True
+        else:
+            bins = go_binaries.build_all(_progress)
+            archives = images.build_images(progress=_progress)
+            handle.start(bins, archives)
+            reused = False
     yield handle
-    handle.stop()
+    if reused:
+        return
+    with _uncaptured(pytestconfig):
+        handle.stop()
     left = handle.leftovers()
     assert not left, f"the cluster's stop left state behind: {left}"
 

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -282,20 +283,14 @@ class ToolOnboarder:
 
     async def _ensure_cluster_role(self) -> Step:
         desired: Any = tool_cluster_role()
-        try:
-            current = await self.rbac.read_cluster_role(CLUSTER_ROLE)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise _api_error("read ClusterRole", exc) from exc
-            await self._call("create ClusterRole", self.rbac.create_cluster_role(desired))
-            return Step("clusterrole", "created", CLUSTER_ROLE)
-        if self._plain(current.rules) == desired["rules"]:
-            return Step("clusterrole", "unchanged", CLUSTER_ROLE)
-        desired["metadata"]["resourceVersion"] = current.metadata.resource_version
-        await self._call(
-            "update ClusterRole", self.rbac.replace_cluster_role(CLUSTER_ROLE, desired)
+        return await self._converge(
+            "clusterrole",
+            desired,
+            read=lambda: self.rbac.read_cluster_role(CLUSTER_ROLE),
+            create=self.rbac.create_cluster_role,
+            replace=lambda body: self.rbac.replace_cluster_role(CLUSTER_ROLE, body),
+            same=lambda current: self._plain(current.rules) == desired["rules"],
         )
-        return Step("clusterrole", "updated", CLUSTER_ROLE)
 
     async def _ensure_namespace(self, tool: str) -> tuple[Step, int]:
         name = namespace_for(tool)
@@ -393,55 +388,69 @@ class ToolOnboarder:
         return Step("rolebinding", "updated", CLUSTER_ROLE)
 
     async def _ensure_quota(self, tool: str) -> Step:
-        ns, name = namespace_for(tool), namespace_for(tool)
+        ns = namespace_for(tool)
+        hard = dict(self.settings.quota)
         desired: Any = {
             "apiVersion": "v1",
             "kind": "ResourceQuota",
-            "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)},
-            "spec": {"hard": dict(self.settings.quota)},
+            "metadata": {"name": ns, "namespace": ns, "labels": dict(MANAGED_BY)},
+            "spec": {"hard": hard},
         }
-        try:
-            current = await self.core.read_namespaced_resource_quota(name, ns)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise _api_error("read ResourceQuota", exc) from exc
-            await self._call(
-                "create ResourceQuota", self.core.create_namespaced_resource_quota(ns, desired)
-            )
-            return Step("resourcequota", "created", name)
-        if (current.spec.hard or {}) == desired["spec"]["hard"]:
-            return Step("resourcequota", "unchanged", name)
-        desired["metadata"]["resourceVersion"] = current.metadata.resource_version
-        await self._call(
-            "update ResourceQuota", self.core.replace_namespaced_resource_quota(name, ns, desired)
+        return await self._converge(
+            "resourcequota",
+            desired,
+            read=lambda: self.core.read_namespaced_resource_quota(ns, ns),
+            create=lambda body: self.core.create_namespaced_resource_quota(ns, body),
+            replace=lambda body: self.core.replace_namespaced_resource_quota(ns, ns, body),
+            same=lambda current: (current.spec.hard or {}) == hard,
         )
-        return Step("resourcequota", "updated", name)
 
     async def _ensure_limit_range(self, tool: str) -> Step:
-        ns, name = namespace_for(tool), namespace_for(tool)
+        ns = namespace_for(tool)
         limits = [{"type": "Container", **self.settings.limit_range}]
         desired: Any = {
             "apiVersion": "v1",
             "kind": "LimitRange",
-            "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)},
+            "metadata": {"name": ns, "namespace": ns, "labels": dict(MANAGED_BY)},
             "spec": {"limits": limits},
         }
+        return await self._converge(
+            "limitrange",
+            desired,
+            read=lambda: self.core.read_namespaced_limit_range(ns, ns),
+            create=lambda body: self.core.create_namespaced_limit_range(ns, body),
+            replace=lambda body: self.core.replace_namespaced_limit_range(ns, ns, body),
+            same=lambda current: self._plain(current.spec.limits) == limits,
+        )
+
+    async def _converge(
+        self,
+        step: str,
+        desired: Any,
+        *,
+        read: Callable[[], Awaitable[Any]],
+        create: Callable[[Any], Awaitable[Any]],
+        replace: Callable[[Any], Awaitable[Any]],
+        same: Callable[[Any], bool],
+    ) -> Step:
+        """Create ``desired`` if absent; replace it if ``same(current)`` is false; else nothing.
+
+        The replace carries the current resourceVersion, so a concurrent change gives a 409
+        instead of being overwritten.
+        """
+        kind, name = desired["kind"], desired["metadata"]["name"]
         try:
-            current = await self.core.read_namespaced_limit_range(name, ns)
+            current = await read()
         except ApiException as exc:
             if exc.status != 404:
-                raise _api_error("read LimitRange", exc) from exc
-            await self._call(
-                "create LimitRange", self.core.create_namespaced_limit_range(ns, desired)
-            )
-            return Step("limitrange", "created", name)
-        if self._plain(current.spec.limits) == limits:
-            return Step("limitrange", "unchanged", name)
+                raise _api_error(f"read {kind}", exc) from exc
+            await self._call(f"create {kind}", create(desired))
+            return Step(step, "created", name)
+        if same(current):
+            return Step(step, "unchanged", name)
         desired["metadata"]["resourceVersion"] = current.metadata.resource_version
-        await self._call(
-            "update LimitRange", self.core.replace_namespaced_limit_range(name, ns, desired)
-        )
-        return Step("limitrange", "updated", name)
+        await self._call(f"update {kind}", replace(desired))
+        return Step(step, "updated", name)
 
     def _ensure_home(self, tool: str, uid: int) -> Step:
         """The home and its credential directories, owned by the tool's uid."""

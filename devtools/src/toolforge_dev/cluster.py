@@ -552,74 +552,46 @@ state = "{root}/state"
         )
         self._wait("kube-apiserver", timeout=90)
 
+    def _control_plane_flags(self, component: str) -> list[str]:
+        """Flags shared by controller-manager and scheduler: identity, serving TLS, no HA."""
+        d, kc = self.pki_dir, str(self._config(f"{component}.kubeconfig"))
+        return [
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--tls-cert-file={d / f'{component}-server.crt'}",
+            f"--tls-private-key-file={d / f'{component}-server.key'}",
+            f"--client-ca-file={d / 'cluster-ca.crt'}",
+            "--leader-elect=false",
+            "--profiling=false",
+        ]
+
     def _start_controller_manager(self, binaries: Binaries) -> None:
-        d, kc = self.pki_dir, str(self._config("kube-controller-manager.kubeconfig"))
-        self._launch(
-            "kube-controller-manager",
-            [
-                str(binaries.kube_controller_manager),
-                "--kubeconfig",
-                kc,
-                "--authentication-kubeconfig",
-                kc,
-                "--authorization-kubeconfig",
-                kc,
-                "--bind-address",
-                "127.0.0.1",
-                "--tls-cert-file",
-                str(d / "kube-controller-manager-server.crt"),
-                "--tls-private-key-file",
-                str(d / "kube-controller-manager-server.key"),
-                "--client-ca-file",
-                str(d / "cluster-ca.crt"),
-                "--root-ca-file",
-                str(d / "cluster-ca.crt"),
-                "--service-account-private-key-file",
-                str(d / "sa.key"),
-                "--use-service-account-credentials=true",
-                # The CSR signer (kubernetes.io/kube-apiserver-client and the other built-in
-                # signers) signs with the cluster CA, so tool certificates authenticate.
-                "--cluster-signing-cert-file",
-                str(d / "cluster-ca.crt"),
-                "--cluster-signing-key-file",
-                str(d / "cluster-ca.key"),
-                "--cluster-signing-duration",
-                "8760h",
-                "--service-cluster-ip-range",
-                SERVICE_CIDR,
-                "--cluster-cidr",
-                CLUSTER_CIDR,
-                "--leader-elect=false",
-                "--profiling=false",
-            ],
-        )
-        self._wait("kube-controller-manager", timeout=60)
+        d = self.pki_dir
+        component = "kube-controller-manager"
+        argv = [str(binaries.kube_controller_manager), *self._control_plane_flags(component)]
+        argv += [
+            f"--root-ca-file={d / 'cluster-ca.crt'}",
+            f"--service-account-private-key-file={d / 'sa.key'}",
+            "--use-service-account-credentials=true",
+            # The CSR signer (kubernetes.io/kube-apiserver-client and the other built-in
+            # signers) signs with the cluster CA, so tool certificates authenticate.
+            f"--cluster-signing-cert-file={d / 'cluster-ca.crt'}",
+            f"--cluster-signing-key-file={d / 'cluster-ca.key'}",
+            "--cluster-signing-duration=8760h",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--cluster-cidr={CLUSTER_CIDR}",
+        ]
+        self._launch(component, argv)
+        self._wait(component, timeout=60)
 
     def _start_scheduler(self, binaries: Binaries) -> None:
-        d, kc = self.pki_dir, str(self._config("kube-scheduler.kubeconfig"))
+        component = "kube-scheduler"
         self._launch(
-            "kube-scheduler",
-            [
-                str(binaries.kube_scheduler),
-                "--kubeconfig",
-                kc,
-                "--authentication-kubeconfig",
-                kc,
-                "--authorization-kubeconfig",
-                kc,
-                "--bind-address",
-                "127.0.0.1",
-                "--tls-cert-file",
-                str(d / "kube-scheduler-server.crt"),
-                "--tls-private-key-file",
-                str(d / "kube-scheduler-server.key"),
-                "--client-ca-file",
-                str(d / "cluster-ca.crt"),
-                "--leader-elect=false",
-                "--profiling=false",
-            ],
+            component, [str(binaries.kube_scheduler), *self._control_plane_flags(component)]
         )
-        self._wait("kube-scheduler", timeout=60)
+        self._wait(component, timeout=60)
 
     def _start_kubelet(self, binaries: Binaries) -> None:
         d = self.pki_dir

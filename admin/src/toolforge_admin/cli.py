@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -59,7 +59,7 @@ def kubeconfig_path(settings: AdminSettings) -> Path:
 
 
 @asynccontextmanager
-async def onboarder(settings: AdminSettings):  # type: ignore[no-untyped-def]
+async def onboarder(settings: AdminSettings) -> AsyncIterator[ToolOnboarder]:
     """A :class:`ToolOnboarder` on an admin ``ApiClient`` that is closed afterwards."""
     path = kubeconfig_path(settings)
     cluster = ClusterAccess.from_kubeconfig(path)

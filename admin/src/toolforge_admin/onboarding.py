@@ -41,6 +41,7 @@ from typing import Any, Literal
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -307,10 +308,10 @@ class ToolOnboarder:
                 )
             annotations = current.metadata.annotations or {}
             labels = current.metadata.labels or {}
-            uid_text = annotations.get(UID_ANNOTATION)
-            uid = int(uid_text) if uid_text and uid_text.isdigit() else await self._new_uid(tool)
+            recorded = _uid_of(current)
+            uid = recorded if recorded is not None else await self._new_uid(tool)
             want_labels = {TOOL_LABEL: tool, **MANAGED_BY}
-            if uid_text == str(uid) and all(labels.get(k) == v for k, v in want_labels.items()):
+            if recorded == uid and all(labels.get(k) == v for k, v in want_labels.items()):
                 return Step("namespace", "unchanged", name), uid
             current.metadata.labels = {**labels, **want_labels}
             current.metadata.annotations = {**annotations, UID_ANNOTATION: str(uid)}
@@ -332,7 +333,8 @@ class ToolOnboarder:
     async def _new_uid(self, tool: str) -> int:
         """A uid for a new tool: its old home's owner if that is in range, else max + 1."""
         lo, hi = self.settings.uid_min, self.settings.uid_max
-        used = {t.uid for t in await self.list() if t.uid is not None}
+        uids = (_uid_of(ns) for ns in await self._tool_namespaces())
+        used = {uid for uid in uids if uid is not None}
         home = self.home(tool)
         if home.is_dir() and lo <= home.stat().st_uid <= hi and home.stat().st_uid not in used:
             return home.stat().st_uid
@@ -509,8 +511,6 @@ class ToolOnboarder:
             .subject_name(pki.subject(tool, ["toolforge"]))
             .sign(key, hashes.SHA256())
         )
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         name = f"toolforge-tool-{tool}"
         body: Any = {
             "apiVersion": "certificates.k8s.io/v1",
@@ -667,11 +667,15 @@ class ToolOnboarder:
 
     async def list(self) -> list[ToolInfo]:
         """Every onboarded tool, sorted by name."""
+        infos = (self._to_info(ns) for ns in await self._tool_namespaces())
+        return sorted(infos, key=lambda t: t.tool)
+
+    async def _tool_namespaces(self) -> tuple[Any, ...]:
+        """Every namespace labelled as a tool's."""
         try:
-            namespaces = await self.core.list_namespace(label_selector=TOOL_LABEL)
+            return tuple((await self.core.list_namespace(label_selector=TOOL_LABEL)).items)
         except ApiException as exc:
             raise _api_error("list namespaces", exc) from exc
-        return sorted((self._to_info(ns) for ns in namespaces.items), key=lambda t: t.tool)
 
     async def _info(self, tool: str) -> ToolInfo | None:
         try:
@@ -683,14 +687,13 @@ class ToolOnboarder:
 
     def _to_info(self, ns: Any) -> ToolInfo:
         tool = (ns.metadata.labels or {}).get(TOOL_LABEL, ns.metadata.name)
-        uid_text = (ns.metadata.annotations or {}).get(UID_ANNOTATION, "")
         expires = None
         with contextlib.suppress(pki.PKIError):
             expires = pki.load_cert(self.cert_path(tool)).not_valid_after_utc
         return ToolInfo(
             tool=tool,
             namespace=ns.metadata.name,
-            uid=int(uid_text) if uid_text.isdigit() else None,
+            uid=_uid_of(ns),
             phase=(ns.status.phase if ns.status else None) or "Unknown",
             cert_expires=expires,
         )
@@ -738,6 +741,12 @@ class ToolOnboarder:
             return await coro
         except ApiException as exc:
             raise _api_error(what, exc) from exc
+
+
+def _uid_of(namespace: Any) -> int | None:
+    """The uid recorded in a tool namespace's ``toolforge.org/uid`` annotation, if any."""
+    text = (namespace.metadata.annotations or {}).get(UID_ANNOTATION, "")
+    return int(text) if text.isdigit() else None
 
 
 def _api_error(what: str, exc: ApiException) -> OnboardingError:

@@ -262,14 +262,27 @@ class CertificateAuthority:
         directory: Path,
         name: str,
         subject_name: x509.Name,
-        **kwargs: object,
+        *,
+        client: bool = False,
+        server: bool = False,
+        dns_names: Iterable[str] = (),
+        ip_addresses: Iterable[IPAddress | str] = (),
+        days: int = LEAF_DAYS,
     ) -> tuple[Path, Path]:
         """Create a key and a certificate for it, saved as ``<name>.key`` and ``<name>.crt``.
 
-        ``kwargs`` are passed to :meth:`issue`. Returns ``(cert_path, key_path)``.
+        The keyword arguments are those of :meth:`issue`. Returns ``(cert_path, key_path)``.
         """
         key = generate_key()
-        cert = self.issue(subject_name, key.public_key(), **kwargs)  # type: ignore[arg-type]
+        cert = self.issue(
+            subject_name,
+            key.public_key(),
+            client=client,
+            server=server,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+            days=days,
+        )
         key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
         write_key(key_path, key)
         write_cert(cert_path, cert)

@@ -175,8 +175,8 @@ class Cluster:
         try:
             self._step("PKI", self._write_pki)
             self._step("network", self._setup_network)
-            self._start_containerd(binaries)
-            self._step("images", lambda: self._import_images(binaries, image_archives))
+            self._start_containerd()
+            self._step("images", lambda: self._import_images(image_archives))
             self._start_etcd(binaries)
             self._start_apiserver(binaries)
             self._start_controller_manager(binaries)
@@ -379,7 +379,7 @@ class Cluster:
         }
         (self.directory / "cni" / "net.d" / "10-tfdev.conflist").write_text(json.dumps(conflist))
 
-    def _start_containerd(self, binaries: Binaries) -> None:
+    def _start_containerd(self) -> None:
         root = self.directory / "containerd"
         pause = images.PAUSE.ref
         config = f"""version = 2
@@ -417,7 +417,7 @@ state = "{root}/state"
         self._launch("containerd", [_which("containerd"), "--config", str(path)])
         self._wait("containerd", timeout=30)
 
-    def _import_images(self, binaries: Binaries, archives: dict[str, Path]) -> None:
+    def _import_images(self, archives: dict[str, Path]) -> None:
         images.import_images(
             archives.values(),
             ctr=_which("ctr"),

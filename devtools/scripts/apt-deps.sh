@@ -8,6 +8,7 @@ packages=(
   debootstrap                                    # the bookworm / python3.11 images
   gcc libc6-dev                                  # the static pause binary
   util-linux mount                               # mount/umount for clean-up
+  nginx-light                                    # the seed gateway: interop test and benchmark
 )
 
 missing=()

@@ -7,7 +7,8 @@ the published Go modules:
   kubectl) from ``k8s.io/kubernetes``, through the wrapper module ``devtools/go/kubernetes``
   that pins each staging module (``k8s.io/api``, ...) to the matching ``v0.34.x`` tag;
 - etcd from ``go.etcd.io/etcd/server/v3``, through ``devtools/go/etcd`` the same way;
-- CoreDNS with ``go install github.com/coredns/coredns@<version>``.
+- CoreDNS with ``go install github.com/coredns/coredns@<version>``;
+- for the benchmarks only, vegeta, through ``devtools/go/vegeta``.
 
 The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
 to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
@@ -163,6 +164,27 @@ def coredns() -> GoComponent:
         binaries=(("coredns", "github.com/coredns/coredns"),),
         module_dir=None,
     )
+
+
+def vegeta() -> GoComponent:
+    """vegeta, the HTTP load generator of the benchmarks (it presents client certificates).
+
+    Built in the wrapper module ``devtools/go/vegeta``: ``go install pkg@version`` fails here,
+    because it reads the module's version list (to check for deprecation) and the proxy
+    refuses that list. v12.13.0 is the newest version the proxy serves.
+    """
+    module = GO_MODULES_DIR / "vegeta"
+    return GoComponent(
+        name="vegeta",
+        version=_required_version(module / "go.mod", "github.com/tsenart/vegeta/v12"),
+        binaries=(("vegeta", "github.com/tsenart/vegeta/v12"),),
+        module_dir=module,
+    )
+
+
+def bench_components() -> tuple[GoComponent, ...]:
+    """Tools only the benchmarks need (``make bench``), not the cluster."""
+    return (vegeta(),)
 
 
 def all_components() -> tuple[GoComponent, ...]:

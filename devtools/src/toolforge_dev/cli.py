@@ -63,10 +63,18 @@ def _progress(message: str) -> None:
 
 
 @app.command()
-def build() -> None:
+def build(
+    bench: Annotated[
+        bool, typer.Option("--bench", help="Build the benchmark tools (vegeta) instead.")
+    ] = False,
+) -> None:
     """Build the Go binaries (etcd, Kubernetes, CoreDNS) into the cache, unless cached."""
     try:
-        go_binaries.build_all(_progress)
+        if bench:
+            for component in go_binaries.bench_components():
+                component.build(_progress)
+        else:
+            go_binaries.build_all(_progress)
     except go_binaries.BuildError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc

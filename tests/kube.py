@@ -34,6 +34,21 @@ def python_pod(name: str, script: str, **spec: Any) -> Any:
     }
 
 
+def tool_pod(name: str, script: str, uid: int, **spec: Any) -> Any:
+    """:func:`python_pod` with the security context the tool pod policy requires: the tool's
+    uid and gid, no privilege escalation, no capabilities."""
+    pod = python_pod(name, script, **spec)
+    pod["spec"].setdefault(
+        "securityContext", {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True}
+    )
+    for container in pod["spec"]["containers"]:
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
+    return pod
+
+
 async def wait_pod_phase(
     core: k8s.CoreV1Api, ns: str, name: str, phases: set[str], timeout: float = 90
 ) -> str:

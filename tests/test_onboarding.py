@@ -16,9 +16,9 @@ from cryptography import x509
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from kube import body_text, python_pod, wait_pod_phase
+from kube import body_text, tool_pod, wait_pod_phase
 from toolforge_admin import pki
-from toolforge_admin.onboarding import InvalidToolName, ToolOnboarder
+from toolforge_admin.onboarding import POD_POLICY, InvalidToolName, ToolOnboarder
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool, fresh_tool_name, new_tool_api
 
@@ -42,8 +42,7 @@ async def other_tool(onboarder: ToolOnboarder) -> AsyncIterator[str]:
 
 
 def _job(name: str, uid: int, script: str) -> Any:
-    pod = python_pod(name, script)["spec"]
-    pod["securityContext"] = {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True}
+    pod = tool_pod(name, script, uid)["spec"]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -119,12 +118,11 @@ async def test_resource_quota_is_enforced(tool: Tool, tool_api: k8s.ApiClient) -
     assert exc.value.status == 403
     assert "exceeded quota" in body_text(exc.value)
     # Two containers at the LimitRange maximum exceed requests.memory of the quota.
-    pod = python_pod("big", "print(1)")
+    pod = tool_pod("big", "print(1)", tool.uid)
     big = {"requests": {"memory": "4Gi", "cpu": "100m"}, "limits": {"memory": "4Gi", "cpu": "1"}}
     pod["spec"]["containers"] = [
         {**pod["spec"]["containers"][0], "name": n, "resources": big} for n in ("a", "b")
     ]
-    pod["spec"]["securityContext"] = {"runAsUser": tool.uid}
     with pytest.raises(ApiException) as exc:
         await core.create_namespaced_pod(tool.namespace, pod)
     assert exc.value.status == 403
@@ -132,7 +130,7 @@ async def test_resource_quota_is_enforced(tool: Tool, tool_api: k8s.ApiClient) -
 
 
 async def test_limit_range_caps_a_container(tool: Tool, tool_api: k8s.ApiClient) -> None:
-    pod = python_pod("huge", "print(1)")
+    pod = tool_pod("huge", "print(1)", tool.uid)
     pod["spec"]["containers"][0]["resources"] = {"limits": {"memory": "64Gi"}}
     with pytest.raises(ApiException) as exc:
         await k8s.CoreV1Api(tool_api).create_namespaced_pod(tool.namespace, pod)
@@ -144,6 +142,7 @@ async def test_onboarding_twice_changes_nothing(
     tool: Tool, onboarder: ToolOnboarder, admin_api: k8s.ApiClient
 ) -> None:
     core, rbac = k8s.CoreV1Api(admin_api), k8s.RbacAuthorizationV1Api(admin_api)
+    admission = k8s.AdmissionregistrationV1Api(admin_api)
 
     async def versions() -> list[str]:
         ns = tool.namespace
@@ -155,6 +154,9 @@ async def test_onboarding_twice_changes_nothing(
             (await core.read_namespaced_resource_quota(ns, ns)).metadata.resource_version,
             (await core.read_namespaced_limit_range(ns, ns)).metadata.resource_version,
             (await rbac.read_cluster_role("toolforge-tool")).metadata.resource_version,
+            (
+                await admission.read_validating_admission_policy(POD_POLICY)
+            ).metadata.resource_version,
         ]
 
     files = [

@@ -2,9 +2,12 @@
 
 ``tool create NAME`` converges the cluster and the tool's home on this state:
 
-1. the shared ClusterRole ``toolforge-tool`` (what every tool may do in its own namespace);
+1. the shared ClusterRole ``toolforge-tool`` (what every tool may do in its own namespace)
+   and the ValidatingAdmissionPolicy ``toolforge-tool-pods`` with its binding (what a pod in
+   a tool namespace may be: see :func:`tool_pod_policy`);
 2. namespace ``tool-NAME``, labelled ``toolforge.org/tool=NAME``, with the tool's stable
-   numeric uid in annotation ``toolforge.org/uid`` (used by the jobs API as ``runAsUser``);
+   numeric uid in annotation ``toolforge.org/uid`` (used by the jobs API as ``runAsUser``)
+   and its home's host path in ``toolforge.org/home`` (the one hostPath its pods may mount);
 3. RoleBinding ``toolforge-tool`` binding user ``NAME`` to that ClusterRole;
 4. ResourceQuota and LimitRange ``tool-NAME`` (REFERENCE.md, "Kubernetes mapping");
 5. the home directory ``<homes_dir>/NAME`` owned by the uid;
@@ -54,6 +57,8 @@ TOOL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 TOOL_NAME_MAX = 63 - len("tool-")
 TOOL_LABEL = "toolforge.org/tool"
 UID_ANNOTATION = "toolforge.org/uid"
+HOME_ANNOTATION = "toolforge.org/home"
+POD_POLICY = "toolforge-tool-pods"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "toolforge-admin"}
 CLUSTER_ROLE = "toolforge-tool"
 CSR_SIGNER = "kubernetes.io/kube-apiserver-client"
@@ -201,6 +206,162 @@ def tool_cluster_role() -> Any:
     }
 
 
+def _contains(current: Any, desired: Any) -> bool:
+    """True when ``current`` (as the API returns it, with defaults filled in) has every value
+    of ``desired``: dict keys recursively, lists element by element."""
+    if isinstance(desired, dict):
+        return isinstance(current, dict) and all(
+            k in current and _contains(current[k], v) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(current, list)
+            and len(current) == len(desired)
+            and all(_contains(c, d) for c, d in zip(current, desired, strict=True))
+        )
+    return bool(current == desired)
+
+
+def _effective(field: str) -> str:
+    """CEL: every container's effective ``securityContext.<field>`` (the container's own value,
+    else the pod's) equals the tool's uid."""
+    return (
+        f"variables.containers.all(c, has(c.securityContext) && has(c.securityContext.{field})"
+        f" ? c.securityContext.{field} == variables.uid"
+        f" : has(object.spec.securityContext) && has(object.spec.securityContext.{field})"
+        f" && object.spec.securityContext.{field} == variables.uid)"
+    )
+
+
+def tool_pod_policy() -> Any:
+    """ValidatingAdmissionPolicy for every pod in a tool namespace (label ``toolforge.org/tool``).
+
+    RBAC lets a tool create any pod in its own namespace; this policy decides what such a pod
+    may be, whoever creates it (the tool with its certificate, the jobs API, or a controller
+    creating a Job's or Deployment's pods). It plays the part of upstream Toolforge's Kyverno
+    pod policies and is close to the Kubernetes "restricted" Pod Security Standard, except
+    that it allows one hostPath volume, the tool's home (the namespace's
+    ``toolforge.org/home`` annotation), which stands in for Toolforge's NFS:
+
+    - no host namespaces (hostNetwork, hostPID, hostIPC) and no hostPort;
+    - hostPath only for exactly the tool's home;
+    - every container runs as the tool's uid and gid (``toolforge.org/uid``), with fsGroup and
+      supplementalGroups, if set, equal to it;
+    - no privileged containers, no added capabilities, ``allowPrivilegeEscalation: false``.
+
+    The uid and home come from the namespace object (``namespaceObject``), which a tool cannot
+    change: the namespace is cluster-scoped and the tool's RBAC is namespaced.
+    """
+    has_true = "(has(object.spec.{0}) && object.spec.{0})"
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": POD_POLICY, "labels": dict(MANAGED_BY)},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "namespaceSelector": {
+                    "matchExpressions": [{"key": TOOL_LABEL, "operator": "Exists"}]
+                },
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["pods"],
+                    }
+                ],
+            },
+            "variables": [
+                {
+                    "name": "uid",
+                    "expression": f"int(namespaceObject.metadata.annotations['{UID_ANNOTATION}'])",
+                },
+                {
+                    "name": "home",
+                    "expression": f"namespaceObject.metadata.annotations['{HOME_ANNOTATION}']",
+                },
+                {
+                    "name": "containers",
+                    "expression": "object.spec.containers + (has(object.spec.initContainers)"
+                    " ? object.spec.initContainers : [])",
+                },
+            ],
+            "validations": [
+                {
+                    "expression": "!"
+                    + " && !".join(
+                        has_true.format(f) for f in ("hostNetwork", "hostPID", "hostIPC")
+                    ),
+                    "message": "host namespaces (hostNetwork, hostPID, hostIPC) are not allowed",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "variables.containers.all(c, !has(c.ports) ||"
+                    " c.ports.all(p, !has(p.hostPort) || p.hostPort == 0))",
+                    "message": "hostPort is not allowed",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "!has(object.spec.volumes) || object.spec.volumes.all(v,"
+                    " !has(v.hostPath) || v.hostPath.path == variables.home)",
+                    "messageExpression": "'the only hostPath volume allowed is the tool home '"
+                    " + variables.home",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": _effective("runAsUser"),
+                    "messageExpression": "'containers must run as the tool uid ' +"
+                    " string(variables.uid) + ' (securityContext.runAsUser)'",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": _effective("runAsGroup"),
+                    "messageExpression": "'containers must run with the tool gid ' +"
+                    " string(variables.uid) + ' (securityContext.runAsGroup)'",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "!has(object.spec.securityContext) ||"
+                    " ((!has(object.spec.securityContext.fsGroup) ||"
+                    " object.spec.securityContext.fsGroup == variables.uid) &&"
+                    " (!has(object.spec.securityContext.supplementalGroups) ||"
+                    " object.spec.securityContext.supplementalGroups.all(g, g == variables.uid)))",
+                    "message": "fsGroup and supplementalGroups may only be the tool gid",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "variables.containers.all(c, !has(c.securityContext) ||"
+                    " ((!has(c.securityContext.privileged) || !c.securityContext.privileged) &&"
+                    " (!has(c.securityContext.capabilities) ||"
+                    " !has(c.securityContext.capabilities.add) ||"
+                    " c.securityContext.capabilities.add.size() == 0)))",
+                    "message": "privileged containers and added capabilities are not allowed",
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "variables.containers.all(c, has(c.securityContext) &&"
+                    " has(c.securityContext.allowPrivilegeEscalation) &&"
+                    " !c.securityContext.allowPrivilegeEscalation)",
+                    "message": "containers must set securityContext.allowPrivilegeEscalation:"
+                    " false",
+                    "reason": "Forbidden",
+                },
+            ],
+        },
+    }
+
+
+def tool_pod_policy_binding() -> Any:
+    """Binds :func:`tool_pod_policy` cluster-wide (its match constraints pick the namespaces)."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": POD_POLICY, "labels": dict(MANAGED_BY)},
+        "spec": {"policyName": POD_POLICY, "validationActions": ["Deny"]},
+    }
+
+
 @dataclass(frozen=True)
 class ClusterAccess:
     """Where the cluster is, as read from the admin kubeconfig."""
@@ -240,6 +401,7 @@ class ToolOnboarder:
         self.core = k8s.CoreV1Api(api)
         self.rbac = k8s.RbacAuthorizationV1Api(api)
         self.certs = k8s.CertificatesV1Api(api)
+        self.admission = k8s.AdmissionregistrationV1Api(api)
         self._cluster_ca = x509.load_pem_x509_certificate(cluster.ca_pem)
 
     # ----- paths ------------------------------------------------------------------------------
@@ -269,6 +431,7 @@ class ToolOnboarder:
         ns = namespace_for(tool)
         result = ToolResult(tool=tool, namespace=ns, uid=None, home=self.home(tool))
         result.steps.append(await self._ensure_cluster_role())
+        result.steps.extend(await self._ensure_pod_policy())
         step, uid = await self._ensure_namespace(tool)
         result.uid = uid
         result.steps.append(step)
@@ -293,6 +456,31 @@ class ToolOnboarder:
             same=lambda current: self._plain(current.rules) == desired["rules"],
         )
 
+    async def _ensure_pod_policy(self) -> list[Step]:
+        policy: Any = tool_pod_policy()
+        binding: Any = tool_pod_policy_binding()
+        a = self.admission
+        return [
+            await self._converge(
+                "pod policy",
+                policy,
+                read=lambda: a.read_validating_admission_policy(POD_POLICY),
+                create=a.create_validating_admission_policy,
+                replace=lambda body: a.replace_validating_admission_policy(POD_POLICY, body),
+                same=lambda current: _contains(self._plain(current.spec), policy["spec"]),
+            ),
+            await self._converge(
+                "pod policy binding",
+                binding,
+                read=lambda: a.read_validating_admission_policy_binding(POD_POLICY),
+                create=a.create_validating_admission_policy_binding,
+                replace=lambda body: a.replace_validating_admission_policy_binding(
+                    POD_POLICY, body
+                ),
+                same=lambda current: _contains(self._plain(current.spec), binding["spec"]),
+            ),
+        ]
+
     async def _ensure_namespace(self, tool: str) -> tuple[Step, int]:
         name = namespace_for(tool)
         try:
@@ -311,10 +499,13 @@ class ToolOnboarder:
             recorded = _uid_of(current)
             uid = recorded if recorded is not None else await self._new_uid(tool)
             want_labels = {TOOL_LABEL: tool, **MANAGED_BY}
-            if recorded == uid and all(labels.get(k) == v for k, v in want_labels.items()):
+            want_annotations = {UID_ANNOTATION: str(uid), HOME_ANNOTATION: str(self.home(tool))}
+            if all(labels.get(k) == v for k, v in want_labels.items()) and all(
+                annotations.get(k) == v for k, v in want_annotations.items()
+            ):
                 return Step("namespace", "unchanged", name), uid
             current.metadata.labels = {**labels, **want_labels}
-            current.metadata.annotations = {**annotations, UID_ANNOTATION: str(uid)}
+            current.metadata.annotations = {**annotations, **want_annotations}
             await self._call("update namespace", self.core.replace_namespace(name, current))
             return Step("namespace", "updated", name), uid
         uid = await self._new_uid(tool)
@@ -324,7 +515,7 @@ class ToolOnboarder:
             "metadata": {
                 "name": name,
                 "labels": {TOOL_LABEL: tool, **MANAGED_BY},
-                "annotations": {UID_ANNOTATION: str(uid)},
+                "annotations": {UID_ANNOTATION: str(uid), HOME_ANNOTATION: str(self.home(tool))},
             },
         }
         await self._call("create namespace", self.core.create_namespace(body))

@@ -1,0 +1,106 @@
+"""Settings of the builds API, from ``TOOLFORGE_BUILDS_*`` environment variables.
+
+Build :class:`BuildsSettings` in ``create_app()``/``main`` (never at import time) and pass it
+down. The gateway-facing TLS and identity settings (backend CA, gateway peer CNs) are not
+here: they belong to :class:`toolforge_auth.settings.AuthSettings`.
+
+Defaults follow REFERENCE.md "Builds API (v1)": namespace ``image-build``, Pipeline
+``buildpacks``, at most 4 parallel builds per tool, keep the newest 4 successful and
+2 failed runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_LOG_DENY_LIST", "BuildsSettings"]
+
+#: Containers whose output is never shown to users (``fnmatch`` globs, matched against the
+#: container name). Tekton's own init containers (``prepare``, ``place-scripts``,
+#: ``working-dir-initializer``; ``place-tools``/``step-init`` in older Tekton releases) only
+#: copy binaries and scripts. The export/push steps run with the registry credentials of the
+#: image-push ServiceAccount (REFERENCE.md "Builds API": a known upstream gap is that they
+#: are visible), so their output is hidden too.
+DEFAULT_LOG_DENY_LIST: tuple[str, ...] = (
+    "prepare",
+    "place-scripts",
+    "place-tools",
+    "step-init",
+    "working-dir-initializer",
+    "step-export*",
+    "step-image-push*",
+    "step-push*",
+)
+
+
+class BuildsSettings(BaseSettings):
+    """Where builds run and what they may use. Environment prefix ``TOOLFORGE_BUILDS_``.
+
+    Image references are full OCI references (``host[:port]/path:tag``). Durations are
+    seconds. Lists are given as JSON in the environment (pydantic-settings rules), e.g.
+    ``TOOLFORGE_BUILDS_LOG_DENY_LIST='["prepare", "step-export*"]'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOOLFORGE_BUILDS_", extra="forbid")
+
+    namespace: str = Field(
+        default="image-build", description="Namespace of the PipelineRuns (REFERENCE.md)."
+    )
+    registry: str = Field(
+        default="registry.local",
+        description="Registry host[:port]; images go to <registry>/tool-<tool>/<name>:latest.",
+    )
+    builder_image: str = Field(
+        default="registry.local/toolforge/buildpacks-builder:latest",
+        description="Cloud Native Buildpacks builder image (BUILDER_IMAGE param).",
+    )
+    builder_image_latest: str | None = Field(
+        default=None,
+        description="Builder image used when a request sets use_latest_versions; "
+        "unset: builder_image is used for every build.",
+    )
+    run_image: str = Field(
+        default="registry.local/toolforge/buildpacks-run:latest",
+        description="Run image of the built application (RUN_IMAGE param).",
+    )
+    pipeline_name: str = Field(default="buildpacks", description="Tekton Pipeline to run.")
+    service_account: str = Field(
+        default="buildpacks-service-account",
+        description="ServiceAccount of the TaskRun pods; holds the registry push credentials.",
+    )
+    registry_auth_secret: str = Field(
+        default="buildpacks-registry-auth",
+        description="kubernetes.io/basic-auth Secret (in `namespace`) with the push "
+        "credentials; its username/password are redacted from every log line.",
+    )
+    max_parallel_builds: int = Field(
+        default=4, ge=1, description="Unfinished builds a tool may have at once (409 above)."
+    )
+    keep_successful: int = Field(
+        default=4, ge=0, description="Successful runs kept per tool when pruning."
+    )
+    keep_failed: int = Field(
+        default=2,
+        ge=0,
+        description="Failed, cancelled and timed-out runs kept per tool when pruning.",
+    )
+    log_deny_list: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LOG_DENY_LIST),
+        description="fnmatch globs of container names whose output is hidden.",
+    )
+    log_follow_start_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long `logs?follow=true` waits for the run's first pod to start.",
+    )
+    ls_remote_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Bound on `git ls-remote` when resolving a ref."
+    )
+    git_ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle git uses to verify source hosts (GIT_SSL_CAINFO); "
+        "unset: the system trust store.",
+    )

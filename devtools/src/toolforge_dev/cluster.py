@@ -119,6 +119,11 @@ class Cluster:
         """Tool homes, the local stand-in for Toolforge's NFS ``/data/project``."""
         return self.directory / "homes"
 
+    def service_kubeconfig(self, service: str) -> Path:
+        """Kubeconfig of a platform API's own identity (``jobs-api``, ``builds-api``):
+        user ``toolforge-<service>``, with only the RBAC of ``manifests/20-platform-apis.yaml``."""
+        return self._config(f"{service}.kubeconfig")
+
     @property
     def admin_kubeconfig(self) -> Path:
         """Cluster-admin kubeconfig (``O=system:masters``)."""
@@ -320,6 +325,9 @@ class Cluster:
             "kubelet": subject(f"system:node:{NODE_NAME}", ["system:nodes"]),
             "kube-proxy": subject("system:kube-proxy"),
             "coredns": subject("system:coredns"),
+            # The platform APIs' own identities (RBAC in manifests/20-platform-apis.yaml).
+            "jobs-api": subject("toolforge-jobs-api"),
+            "builds-api": subject("toolforge-builds-api"),
         }
         for name, dn in clients.items():
             cert, key = ca.issue_pair(d, f"{name}-client", dn, client=True)

@@ -149,3 +149,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     settings = AuthSettings()  # type: ignore[call-arg]
     assert settings.backend_ca_file == tmp_path / "ca.crt"
     assert settings.gateway_peer_cns == ["gw-a", "gw-b"]
+
+
+def test_current_tool_declares_the_tool_path_parameter(auth_pki: AuthPKI) -> None:
+    spec = backend_app(auth_pki).openapi()
+    parameters = spec["paths"]["/v1/tool/{tool}/whoami"]["get"]["parameters"]
+    assert {"name": "tool", "in": "path", "required": True}.items() <= parameters[0].items()

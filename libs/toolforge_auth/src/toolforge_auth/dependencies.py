@@ -34,7 +34,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 
 from toolforge_auth.identity import (
     SUBJECT_DN_HEADER,
@@ -165,11 +165,15 @@ async def current_identity(request: Request, _peer: GatewayPeer) -> Identity:
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 
 
-async def current_tool(request: Request, identity: CurrentIdentity) -> ToolIdentity:
-    """The calling tool, which must be the route's ``{tool}``; 403 otherwise."""
-    path_tool = request.path_params.get("tool")
-    if path_tool is None:
-        raise RuntimeError("CurrentTool is only for routes with a {tool} path parameter")
+async def current_tool(
+    identity: CurrentIdentity,
+    path_tool: Annotated[str, Path(alias="tool", description="The tool's name.")],
+) -> ToolIdentity:
+    """The calling tool, which must be the route's ``{tool}``; 403 otherwise.
+
+    Declaring ``{tool}`` here puts it in the route's OpenAPI parameters; FastAPI refuses a
+    route with this dependency but without ``{tool}`` in its path.
+    """
     if not isinstance(identity, ToolIdentity):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"{identity.cn} may not act as tool {path_tool!r}"

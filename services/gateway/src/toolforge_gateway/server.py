@@ -1,0 +1,63 @@
+"""Serving the gateway with uvicorn: TLS 1.2+ with a required client certificate.
+
+The listening socket verifies client certificates against ``client_ca_files`` (the cluster CA
+for tools, extra CAs for services); a client without a certificate, with an expired one or one
+from another CA fails the TLS handshake. uvicorn runs the httptools protocol extended by
+:class:`toolforge_auth.uvicorn.TLSHttpToolsProtocol`, which hands the verified certificate to
+the app, and uvloop when :meth:`uvicorn.Server.run` starts the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from toolforge_auth.tls import server_ssl_context
+from toolforge_auth.uvicorn import TLSHttpToolsProtocol, ssl_context_factory
+from toolforge_gateway.app import Gateway, create_app
+from toolforge_gateway.settings import GatewaySettings
+
+__all__ = ["build_config", "build_server"]
+
+
+def build_config(
+    settings: GatewaySettings, app: Gateway | None = None, **overrides: Any
+) -> uvicorn.Config:
+    """The uvicorn configuration for ``settings`` (``app`` defaults to ``create_app(settings)``).
+
+    ``overrides`` are passed to :class:`uvicorn.Config` last (tests use ``loop="asyncio"``).
+    Raises :class:`OSError`/:class:`ssl.SSLError` when the server certificate, key or a client
+    CA file cannot be loaded.
+    """
+    context = server_ssl_context(
+        certfile=settings.tls_cert_file,
+        keyfile=settings.tls_key_file,
+        client_ca_files=settings.client_ca_files,
+        client_cert="required",
+    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": TLSHttpToolsProtocol,
+        "loop": "uvloop",
+        "ws": "none",
+        "lifespan": "on",
+        "ssl_context_factory": ssl_context_factory(context),
+        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+        # The client address is the TCP peer's: HAProxy in front passes TCP through.
+        "proxy_headers": False,
+        # The gateway writes its own JSON access log; backends send their own Server/Date.
+        "access_log": False,
+        "server_header": False,
+        "date_header": False,
+        "log_config": None,
+        "log_level": settings.log_level.lower(),
+    }
+    options.update(overrides)
+    return uvicorn.Config(app if app is not None else create_app(settings), **options)
+
+
+def build_server(settings: GatewaySettings, **overrides: Any) -> uvicorn.Server:
+    """A :class:`uvicorn.Server` for ``settings``; see :func:`build_config`."""
+    return uvicorn.Server(build_config(settings, **overrides))

@@ -1,0 +1,354 @@
+"""Benchmark: our gateway against the seed gateway (nginx), same backend, same certificates.
+
+Reproduce (after ``make deps`` and ``uv run toolforge-dev build --bench`` for vegeta)::
+
+    uv run python bench/gateway.py --duration 10 --concurrency 1 32 256
+
+Both gateways run as host processes on loopback, in the configuration the issue gives:
+TLS with a required client certificate from the cluster CA, the verified subject DN forwarded
+in ``ssl-client-subject-dn``, mTLS to the backend with the backend-CA client certificate. The
+backend is nginx answering ``200 {"ok":true}`` over mTLS, so that the backend costs little and
+the gateways' own cost shows. vegeta is the load generator; it presents a tool's client
+certificate (``CN=bench,O=toolforge``) and requests ``/jobs/v1/tool/bench/ping``, which passes
+our gateway's authorisation check.
+
+Each case runs ``vegeta attack -rate=0`` (as fast as the workers go) with N workers, once
+with keep-alive and once with a new connection (a full TLS handshake) per request. Reported:
+requests per second, p50 and p99 latency, errors, and the gateway's peak RSS (sampled from
+``/proc`` every 100 ms). Everything shares the machine's cores, load generator included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from toolforge_admin.pki import PlatformPKI, subject
+from toolforge_dev import binaries
+from toolforge_dev.seed_gateway import SeedGateway, free_port, run_seed_gateway
+
+PATH = "/jobs/v1/tool/bench/ping"
+
+
+@dataclass
+class Result:
+    gateway: str
+    concurrency: int
+    keepalive: bool
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    success: float
+    peak_rss_mib: float
+
+
+def backend_config(directory: Path, pki: Path, port: int) -> str:
+    """nginx as the trivial backend: mTLS (backend CA), answers 200 to everything."""
+    return f"""
+worker_processes 1;
+user root;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {directory}/body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {pki}/jobs-api-server.crt;
+        ssl_certificate_key {pki}/jobs-api-server.key;
+        ssl_client_certificate {pki}/backend-ca.crt;
+        ssl_verify_client on;
+        location / {{
+            default_type application/json;
+            return 200 '{{"ok":true}}';
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx_backend(directory: Path, pki: Path) -> Iterator[str]:
+    directory.mkdir(parents=True)
+    port = free_port()
+    conf = directory / "nginx.conf"
+    conf.write_text(backend_config(directory, pki, port))
+    proc = subprocess.Popen(
+        ["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_port(port, proc)
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def our_gateway(directory: Path, pki: Path, backend: str) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    config = {
+        "host": "127.0.0.1",
+        "port": port,
+        "tls_cert_file": str(pki / "gateway-server.crt"),
+        "tls_key_file": str(pki / "gateway-server.key"),
+        "client_ca_files": [str(pki / "cluster-ca.crt")],
+        "backend_client_cert_file": str(pki / "gateway-backend-client.crt"),
+        "backend_client_key_file": str(pki / "gateway-backend-client.key"),
+        "backend_ca_file": str(pki / "backend-ca.crt"),
+        "routes": {"jobs": {"url": backend.replace("127.0.0.1", "localhost")}},
+        "log_level": "WARNING",
+        "graceful_shutdown_seconds": 1,
+    }
+    path = directory / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = (directory / "gateway.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolforge_gateway", "--config", str(path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_port(port, proc)
+        yield f"https://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        log.close()
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import socket
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = [pid]
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            found += _children(int(child))
+    return found
+
+
+def attack(
+    vegeta: Path,
+    url: str,
+    pki: Path,
+    *,
+    concurrency: int,
+    keepalive: bool,
+    duration: float,
+    rss_pid: int,
+) -> tuple[dict[str, object], float]:
+    """Run one vegeta attack; returns (vegeta's JSON report, peak RSS in MiB)."""
+    target = f"GET {url}{PATH}\n"
+    attack_cmd = [
+        str(vegeta),
+        "attack",
+        "-rate=0",
+        f"-workers={concurrency}",
+        f"-max-workers={concurrency}",
+        f"-connections={concurrency}",
+        f"-duration={duration}s",
+        f"-keepalive={'true' if keepalive else 'false'}",
+        f"-cert={pki / 'bench.crt'}",
+        f"-key={pki / 'bench.key'}",
+        f"-root-certs={pki / 'cluster-ca.crt'}",
+        "-timeout=30s",
+    ]
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_kib(_children(rss_pid)))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    attack_proc = subprocess.run(attack_cmd, input=target.encode(), capture_output=True, check=True)
+    done.set()
+    sampler.join()
+    report = subprocess.run(
+        [str(vegeta), "report", "-type=json"],
+        input=attack_proc.stdout,
+        capture_output=True,
+        check=True,
+    )
+    return json.loads(report.stdout), peak / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per case")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 256])
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record our gateway with py-spy during the keep-alive run at the middle "
+        "concurrency; writes collapsed stacks here and prints where the samples fall",
+    )
+    args = parser.parse_args()
+
+    vegeta = binaries.vegeta()
+    if not vegeta.is_built():
+        sys.exit("vegeta is not built: uv run toolforge-dev build --bench")
+    vegeta_bin = vegeta.path("vegeta")
+
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        root = Path(tmp)
+        pki_dir = root / "pki"
+        platform = PlatformPKI.ensure(pki_dir)
+        platform.cluster_ca.issue_pair(
+            pki_dir, "bench", subject("bench", ["toolforge"]), client=True
+        )
+        with nginx_backend(root / "backend", pki_dir) as backend:
+            (root / "ours").mkdir()
+            seed = SeedGateway(root / "seed", pki_dir, free_port(), {"jobs": backend})
+            subjects = {
+                "toolforge-gateway": our_gateway(root / "ours", pki_dir, backend),
+                "nginx": _seed(seed),
+            }
+            for name, server in subjects.items():
+                with server as (url, pid):
+                    for keepalive in (True, False):
+                        for concurrency in args.concurrency:
+                            profiler = None
+                            middle = args.concurrency[len(args.concurrency) // 2]
+                            if (
+                                args.profile
+                                and name == "toolforge-gateway"
+                                and keepalive
+                                and concurrency == middle
+                            ):
+                                profiler = _start_profiler(pid, args.profile, args.duration)
+                            report, rss = attack(
+                                vegeta_bin,
+                                url,
+                                pki_dir,
+                                concurrency=concurrency,
+                                keepalive=keepalive,
+                                duration=args.duration,
+                                rss_pid=pid,
+                            )
+                            latencies: dict[str, float] = report["latencies"]  # type: ignore[assignment]
+                            result = Result(
+                                gateway=name,
+                                concurrency=concurrency,
+                                keepalive=keepalive,
+                                rps=float(report["throughput"]),  # type: ignore[arg-type]
+                                p50_ms=latencies["50th"] / 1e6,
+                                p99_ms=latencies["99th"] / 1e6,
+                                success=float(report["success"]),  # type: ignore[arg-type]
+                                peak_rss_mib=rss,
+                            )
+                            results.append(result)
+                            print(_row(result), flush=True)
+                            if profiler is not None:
+                                profiler.wait()
+                                print(_profile_summary(args.profile), flush=True)
+    print()
+    print(_table(results))
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
+
+
+def _start_profiler(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``) sampling ``pid`` for the length of one case."""
+    seconds = str(max(1, int(duration) - 1))
+    return subprocess.Popen(
+        [
+            *("py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking"),
+            *("--duration", seconds, "--pid", str(pid), "--output", str(out)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _profile_summary(collapsed: Path, top: int = 12) -> str:
+    """Share of samples by the package of the innermost frame ("self" time)."""
+    by_package: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        # A frame reads "function (path/to/module.py:line)".
+        where = leaf.rpartition("(")[2]
+        parts = where.split("site-packages/")[-1].split("/")
+        package = parts[0].split(".py")[0] if len(parts) > 1 else where.split(":")[0]
+        by_package[package] = by_package.get(package, 0) + int(count)
+        total += int(count)
+    rows = sorted(by_package.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    lines = [f"py-spy self time by package ({total} samples):"]
+    lines += [f"  {pkg:<40} {n / total * 100:5.1f} %" for pkg, n in rows]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _seed(seed: SeedGateway) -> Iterator[tuple[str, int]]:
+    with run_seed_gateway(seed) as url:
+        pid = int((seed.directory / "nginx.pid").read_text())
+        yield url, pid
+
+
+def _row(r: Result) -> str:
+    mode = "keep-alive" if r.keepalive else "handshake/request"
+    return (
+        f"| {r.gateway} | {mode} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+        f"{r.p99_ms:.2f} | {r.success * 100:.1f} % | {r.peak_rss_mib:.0f} |"
+    )
+
+
+def _table(results: list[Result]) -> str:
+    head = (
+        "| gateway | connections | concurrency | requests/s | p50 ms | p99 ms | success "
+        "| peak RSS MiB |\n|---|---|---|---|---|---|---|---|"
+    )
+    return "\n".join([head, *(_row(r) for r in results)])
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -25,6 +25,7 @@ from toolforge_admin.settings import AdminSettings
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev import images
 from toolforge_dev.cluster import COMPONENTS, Cluster, ClusterError
+from toolforge_dev.services import PlatformServices
 
 app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
 
@@ -110,8 +111,17 @@ def _start(cluster: Cluster) -> bool:
     return True
 
 
+def _start_services(cluster: Cluster) -> PlatformServices:
+    services = PlatformServices(cluster, progress=_progress)
+    _progress("starting the platform APIs")
+    services.start()
+    return services
+
+
 def _usage(cluster: Cluster) -> str:
     info = cluster.describe()
+    gateway = PlatformServices(cluster).gateway_url
+    curl = " ".join(curl_example(cluster))
     kubectl = go_binaries.kubernetes().path("kubectl")
     demo_kc = Path(info["homes_dir"]) / DEMO_TOOL / ".kube" / "config"
     return f"""
@@ -130,9 +140,25 @@ API {info["apiserver"]}
   {kubectl} --kubeconfig {demo_kc} run hello --restart=Never \\
       --image=registry.local/toolforge/python3.11:stable -- python3 -c 'print(42)'
   {kubectl} --kubeconfig {demo_kc} logs hello
+[bold]Gateway[/] {gateway}, as the demo tool with its certificate:
+  {curl}
 [bold]Logs[/] {info["logs_dir"]}/<component>.log
-[bold]Services[/] the gateway, jobs and builds APIs are not part of the platform yet.
 """
+
+
+def curl_example(cluster: Cluster, tool: str = DEMO_TOOL) -> list[str]:
+    """A curl command that lists ``tool``'s jobs through the local gateway."""
+    home = cluster.homes_dir / tool
+    return [
+        "curl",
+        "--cert",
+        str(home / ".toolskube" / "client.crt"),
+        "--key",
+        str(home / ".toolskube" / "client.key"),
+        "--cacert",
+        str(cluster.pki_dir / "cluster-ca.crt"),
+        f"{PlatformServices(cluster).gateway_url}/jobs/v1/tool/{tool}/jobs",
+    ]
 
 
 @app.command()
@@ -141,6 +167,7 @@ def up() -> None:
     cluster = Cluster(progress=_progress)
     try:
         _start(cluster)
+        _start_services(cluster)
     except (ClusterError, go_binaries.BuildError, OnboardingError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -150,8 +177,9 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the cluster and remove its processes, mounts and network state."""
+    """Stop the platform APIs and the cluster; remove processes, mounts and network state."""
     cluster = Cluster(progress=_progress)
+    PlatformServices(cluster, progress=_progress).stop()
     cluster.stop()
     left = cluster.leftovers()
     if left:
@@ -176,13 +204,15 @@ def run() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     failed: Exception | None = None
+    services = PlatformServices(cluster, progress=_progress)
     try:
         _start(cluster)
+        services.start()
         _say(_usage(cluster))
         _say("[bold]Press Ctrl-C to stop.[/]")
         while not stopping:
             time.sleep(1)
-            dead = [c for c in COMPONENTS if c not in cluster.pids()]
+            dead = [c for c in COMPONENTS if c not in cluster.pids()] + services.dead()
             for component in dead:
                 _say(f"[red]{component} exited[/]; last log lines:\n{cluster.log_tail(component)}")
             if dead:
@@ -191,6 +221,7 @@ def run() -> None:
         _say(f"[red]error:[/] {exc}")
         failed = exc
     finally:
+        services.stop()
         cluster.stop()
     if failed is not None:
         raise typer.Exit(2) from failed
@@ -202,7 +233,7 @@ def status(
 ) -> None:
     """Health of every component. Exit code 0 when all are healthy, 1 otherwise."""
     cluster = Cluster(progress=_progress)
-    health = cluster.health()
+    health = {**cluster.health(), **PlatformServices(cluster).health()}
     if output is Output.json:
         print(
             json.dumps(

@@ -30,6 +30,7 @@ from toolforge_dev import binaries as go_binaries
 from toolforge_dev import images
 from toolforge_dev.cli import admin_settings
 from toolforge_dev.cluster import COMPONENTS, Cluster
+from toolforge_dev.services import PlatformServices
 
 
 def _progress(message: str) -> None:
@@ -68,6 +69,23 @@ def cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
         handle.stop()
     left = handle.leftovers()
     assert not left, f"the cluster's stop left state behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def platform(cluster: Cluster, pytestconfig: pytest.Config) -> Iterator[PlatformServices]:
+    """The platform APIs (gateway, jobs API) as host processes next to :func:`cluster`:
+    reused if running, else started for this session and stopped after."""
+    services = PlatformServices(cluster, progress=_progress)
+    with _uncaptured(pytestconfig):
+        healthy = services.health()
+        started = not all(healthy.values())
+        if started:
+            services.stop()
+            services.start()
+    yield services
+    if started:
+        with _uncaptured(pytestconfig):
+            services.stop()
 
 
 async def new_admin_api(cluster: Cluster) -> k8s.ApiClient:

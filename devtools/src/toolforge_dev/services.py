@@ -1,0 +1,245 @@
+"""The platform APIs as local host processes next to the cluster: gateway, jobs API.
+
+``make run`` and the end-to-end tests start them with the certificates of
+:class:`toolforge_admin.pki.PlatformPKI` (in the cluster's ``pki/`` directory):
+
+- the gateway on ``https://127.0.0.1:8443`` (server certificate from the cluster CA, which a
+  tool's kubeconfig already trusts), requiring a tool's client certificate;
+- the jobs API on ``https://localhost:8444`` (backend CA), reached by the gateway over mTLS,
+  acting as each tool through impersonation with its own cluster identity.
+
+Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
+recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
+gracefully, so in-flight requests drain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from toolforge_dev.cluster import Cluster, ClusterError
+
+__all__ = ["GATEWAY_PORT", "JOBS_API_PORT", "PlatformServices", "Service"]
+
+GATEWAY_PORT = 8443
+JOBS_API_PORT = 8444
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One host process: how to start it and how to tell it is healthy."""
+
+    name: str
+    argv: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    #: Present a client certificate to the health URL (the gateway requires one; backends
+    #: take none there and refuse one that is not from the backend CA).
+    health_needs_cert: bool = False
+
+
+class PlatformServices:
+    """Starts, checks and stops the platform APIs of one :class:`Cluster`."""
+
+    def __init__(self, cluster: Cluster, progress: Progress = print) -> None:
+        self.cluster = cluster
+        self.progress = progress
+
+    # ----- addresses and commands --------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL tools use."""
+        return f"https://127.0.0.1:{GATEWAY_PORT}"
+
+    def _config_path(self, name: str) -> Path:
+        return self.cluster.directory / "config" / name
+
+    def _pid_path(self, name: str) -> Path:
+        return self.cluster.directory / "pids" / f"{name}.pid"
+
+    def services(self) -> list[Service]:
+        """The services in start order (backends before the gateway)."""
+        python = sys.executable
+        return [
+            Service(
+                name="jobs-api",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_jobs",
+                    "--config",
+                    str(self._config_path("jobs-api.yaml")),
+                ],
+                health_url=f"https://localhost:{JOBS_API_PORT}/v1/healthz",
+            ),
+            Service(
+                name="gateway",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_gateway",
+                    "--config",
+                    str(self._config_path("gateway.yaml")),
+                ],
+                health_url=f"{self.gateway_url}/healthz",
+                health_needs_cert=True,
+            ),
+        ]
+
+    def gateway_config(self) -> dict[str, object]:
+        """The gateway's settings (``toolforge_gateway.settings.GatewaySettings`` keys)."""
+        pki = self.cluster.pki_dir
+        return {
+            "host": "127.0.0.1",
+            "port": GATEWAY_PORT,
+            "tls_cert_file": str(pki / "gateway-server.crt"),
+            "tls_key_file": str(pki / "gateway-server.key"),
+            "client_ca_files": [str(pki / "cluster-ca.crt")],
+            "backend_client_cert_file": str(pki / "gateway-backend-client.crt"),
+            "backend_client_key_file": str(pki / "gateway-backend-client.key"),
+            "backend_ca_file": str(pki / "backend-ca.crt"),
+            "routes": {"jobs": {"url": f"https://localhost:{JOBS_API_PORT}"}},
+            "public_url": self.gateway_url,
+            "graceful_shutdown_seconds": 5,
+        }
+
+    def jobs_api_config(self) -> dict[str, object]:
+        """The jobs API's settings (``toolforge_jobs.settings.JobsSettings`` keys)."""
+        pki = self.cluster.pki_dir
+        return {
+            "host": "127.0.0.1",
+            "port": JOBS_API_PORT,
+            "tls_cert_file": str(pki / "jobs-api-server.crt"),
+            "tls_key_file": str(pki / "jobs-api-server.key"),
+            "backend_ca_file": str(pki / "backend-ca.crt"),
+            "kubeconfig": str(self.cluster.service_kubeconfig("jobs-api")),
+            "homes_dir": str(self.cluster.homes_dir),
+        }
+
+    def _write_configs(self) -> None:
+        for name, config in (
+            ("gateway.yaml", self.gateway_config()),
+            ("jobs-api.yaml", self.jobs_api_config()),
+        ):
+            self._config_path(name).write_text(yaml.safe_dump(config, sort_keys=False))
+
+    # ----- life cycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30) -> None:
+        """Start every service that is not running and wait until each is healthy.
+
+        Raises :class:`ClusterError` with the service's log tail when one exits or stays
+        unhealthy for ``timeout`` seconds.
+        """
+        self._write_configs()
+        for service in self.services():
+            if self._alive(service.name):
+                self.progress(f"  {service.name}: already running")
+                continue
+            self.progress(f"  starting {service.name}")
+            log = self.cluster.log_path(service.name).open("ab")
+            proc = subprocess.Popen(
+                service.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **service.env},
+            )
+            log.close()
+            self._pid_path(service.name).write_text(f"{proc.pid}\n")
+            self._wait_healthy(service, timeout)
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM every service (the gateway first) and wait for each to drain and exit."""
+        for service in self.services()[::-1]:
+            pid = self._pid(service.name)
+            if pid is None or not _alive(pid):
+                continue
+            self.progress(f"  stopping {service.name}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self._pid_path(service.name).unlink(missing_ok=True)
+
+    def health(self) -> dict[str, bool]:
+        """Service name -> healthy now."""
+        return {s.name: self._alive(s.name) and self._healthy(s) for s in self.services()}
+
+    def dead(self) -> list[str]:
+        """Services that were started and have exited since."""
+        return [s.name for s in self.services() if self._pid(s.name) and not self._alive(s.name)]
+
+    # ----- helpers ----------------------------------------------------------------------------
+
+    def _pid(self, name: str) -> int | None:
+        try:
+            return int(self._pid_path(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _alive(self, name: str) -> bool:
+        pid = self._pid(name)
+        return pid is not None and _alive(pid)
+
+    def _client(self, with_cert: bool) -> httpx.Client:
+        """A client that trusts both CAs; ``with_cert`` presents the admin certificate (cluster
+        CA), which passes the gateway's TLS handshake (health paths need no identity)."""
+        pki = self.cluster.pki_dir
+        context = ssl.create_default_context(cafile=pki / "cluster-ca.crt")
+        context.load_verify_locations(cafile=pki / "backend-ca.crt")
+        if with_cert:
+            context.load_cert_chain(pki / "admin-client.crt", pki / "admin-client.key")
+        return httpx.Client(verify=context, timeout=2)
+
+    def _healthy(self, service: Service) -> bool:
+        try:
+            with self._client(service.health_needs_cert) as client:
+                return client.get(service.health_url).status_code == 200
+        except (httpx.HTTPError, OSError, ssl.SSLError):
+            return False
+
+    def _wait_healthy(self, service: Service, timeout: float) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if not self._alive(service.name):
+                raise ClusterError(
+                    f"{service.name} exited during start-up; last log lines:\n"
+                    f"{self.cluster.log_tail(service.name)}"
+                )
+            if self._healthy(service):
+                self.progress(f"  {service.name}: healthy after {time.monotonic() - started:.1f} s")
+                return
+            time.sleep(0.2)
+        raise ClusterError(
+            f"{service.name} not healthy after {timeout:.0f} s; last log lines:\n"
+            f"{self.cluster.log_tail(service.name)}"
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -85,6 +85,7 @@ COMPONENTS = (
 )
 
 _MANIFESTS = REPO_ROOT / "devtools" / "manifests"
+_CRDS = REPO_ROOT / "devtools" / "crds"
 
 
 class ClusterError(Exception):
@@ -714,7 +715,23 @@ state = "{root}/state"
         self._wait("coredns", timeout=60)
 
     def _bootstrap(self, binaries: Binaries, archives: dict[str, Path]) -> None:
-        """Apply the cluster's own objects: DNS, RBAC for host components, the image list."""
+        """Apply the cluster's own objects: DNS, RBAC for host components, the image list.
+
+        CRDs (``devtools/crds/``) go first and must be established before the manifests,
+        which may hold objects of their kinds (the ``buildpacks`` Pipeline and Task)."""
+        crds = sorted(_CRDS.glob("*/*.yaml"))
+        if crds:
+            self.kubectl(
+                binaries,
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                ",".join(map(str, crds)),
+            )
+            self.kubectl(
+                binaries, "wait", "--for=condition=established", "--timeout=60s", "crd", "--all"
+            )
         manifests = sorted(_MANIFESTS.glob("*.yaml"))
         text = "\n---\n".join(
             m.read_text().replace("@DNS_SERVICE_IP@", DNS_SERVICE_IP).replace("@NODE_IP@", NODE_IP)

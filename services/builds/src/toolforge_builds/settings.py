@@ -12,11 +12,19 @@ Defaults follow REFERENCE.md "Builds API (v1)": namespace ``image-build``, Pipel
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
-__all__ = ["DEFAULT_LOG_DENY_LIST", "BuildsSettings"]
+from toolforge_auth.settings import AuthSettings
+
+__all__ = ["DEFAULT_LOG_DENY_LIST", "BuildsSettings", "load_settings"]
 
 #: Containers whose output is never shown to users (``fnmatch`` globs, matched against the
 #: container name). Tekton's own init containers (``prepare``, ``place-scripts``,
@@ -104,3 +112,99 @@ class BuildsSettings(BaseSettings):
         description="PEM bundle git uses to verify source hosts (GIT_SSL_CAINFO); "
         "unset: the system trust store.",
     )
+
+    # ----- serving (gateway-facing TLS) and the cluster identity ----------------------------
+
+    host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - a backend Service listens on the pod's interfaces
+        description="Address to listen on.",
+    )
+    port: int = Field(
+        default=8443, ge=0, le=65535, description="Port (the gateway's route: builds-api:8443)."
+    )
+    tls_cert_file: Path = Field(
+        default=Path("builds-api-server.crt"),
+        description="TLS server certificate (PlatformPKI builds-api-server, backend CA).",
+    )
+    tls_key_file: Path = Field(default=Path("builds-api-server.key"), description="Its key.")
+    backend_ca_file: Path = Field(
+        default=Path("backend-ca.crt"),
+        description="Backend CA: client certificates from it identify the gateway (mTLS, "
+        "optional at the handshake, required by every /v1/tool/... route).",
+    )
+    gateway_peer_cns: list[str] = Field(
+        default_factory=lambda: ["toolforge-api-gateway"],
+        description="CNs of backend-CA client certificates allowed to forward identities.",
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="Kubeconfig of the API's own identity (user toolforge-builds-api); "
+        "unset: the in-cluster ServiceAccount.",
+    )
+    kube_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Bound on one kube-apiserver call (not log follows)."
+    )
+    kube_max_connections: int = Field(
+        default=64, ge=2, description="Connection pool size to kube-apiserver."
+    )
+    retry_after_seconds: int = Field(
+        default=5, ge=0, description="Retry-After of a 503 when kube-apiserver is unreachable."
+    )
+    quota_reservation_grace_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A reserved build slot whose PipelineRun does not exist yet is kept this "
+        "long (its creation may still be in flight on another replica), then reclaimed.",
+    )
+    quota_update_attempts: int = Field(
+        default=50, ge=1, description="Optimistic-concurrency retries of a quota update (409)."
+    )
+    logs_poll_seconds: float = Field(
+        default=1.0, gt=0, description="While following logs, how often pods are re-listed."
+    )
+    logs_follow_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest `logs?follow=true` response."
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=15.0, ge=0, description="Time in-flight requests get after SIGTERM."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    def auth_settings(self) -> AuthSettings:
+        """These settings as :class:`toolforge_auth.settings.AuthSettings`."""
+        return AuthSettings(
+            backend_ca_file=self.backend_ca_file, gateway_peer_cns=list(self.gateway_peer_cns)
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the YAML file when one is set (see
+        :func:`load_settings`); no ``.env`` or secrets directory."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("yaml_file"):
+            sources.append(YamlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> BuildsSettings:
+    """Settings from ``overrides``, the ``TOOLFORGE_BUILDS_*`` environment and ``config_file``
+    (a YAML mapping of :class:`BuildsSettings` keys), in that priority.
+
+    Raises :class:`pydantic.ValidationError` for invalid values and :class:`OSError` when
+    ``config_file`` cannot be read.
+    """
+    if config_file is None:
+        return BuildsSettings(**overrides)
+    config_file.read_bytes()  # fail on a missing file (the YAML source would skip it)
+
+    class _FromFile(BuildsSettings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    return _FromFile(**overrides)

@@ -1,0 +1,82 @@
+"""The builds API's OpenAPI document: generated from the models, valid OpenAPI 3.1, every error
+response documented as the messages envelope, and equal to the committed snapshot
+``services/builds/openapi.json``.
+
+``UPDATE_OPENAPI=1 pytest tests/builds/test_builds_openapi.py`` rewrites the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from toolforge_admin.pki import PlatformPKI
+from toolforge_builds.app import create_app
+from toolforge_builds.settings import BuildsSettings
+
+SNAPSHOT = Path(__file__).resolve().parents[2] / "services" / "builds" / "openapi.json"
+ENVELOPE = {"$ref": "#/components/schemas/ResponseEnvelope"}
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    directory = tmp_path_factory.mktemp("builds-openapi")
+    PlatformPKI.ensure(directory)
+    app = create_app(BuildsSettings(backend_ca_file=directory / "backend-ca.crt"))
+    document: dict[str, Any] = app.openapi()
+    return document
+
+
+def test_snapshot_is_current(spec: dict[str, Any]) -> None:
+    text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_OPENAPI") == "1":
+        SNAPSHOT.write_text(text)
+    assert SNAPSHOT.read_text() == text, (
+        "the API changed: review it, then run "
+        "UPDATE_OPENAPI=1 pytest tests/builds/test_builds_openapi.py"
+    )
+
+
+def test_spec_is_valid_openapi(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)
+
+
+def test_every_reference_route_is_there(spec: dict[str, Any]) -> None:
+    operations = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    assert operations >= {
+        ("POST", "/v1/tool/{tool}/builds"),
+        ("GET", "/v1/tool/{tool}/builds"),
+        ("GET", "/v1/tool/{tool}/builds/latest"),
+        ("GET", "/v1/tool/{tool}/builds/{build_id}"),
+        ("DELETE", "/v1/tool/{tool}/builds/{build_id}"),
+        ("PUT", "/v1/tool/{tool}/builds/{build_id}/cancel"),
+        ("GET", "/v1/tool/{tool}/builds/{build_id}/logs"),
+        ("GET", "/v1/tool/{tool}/quotas"),
+        ("GET", "/v1/healthz"),
+        ("GET", "/metrics"),
+    }
+
+
+def test_every_tool_route_documents_its_errors_as_the_envelope(spec: dict[str, Any]) -> None:
+    for path, item in spec["paths"].items():
+        if not path.startswith("/v1/tool/"):
+            continue
+        for method, operation in item.items():
+            codes = {code for code in operation["responses"] if code.startswith(("4", "5"))}
+            assert {"401", "403", "503"} <= codes, (method, path)
+            for code in codes:
+                content = operation["responses"][code]["content"]["application/json"]
+                assert content["schema"] == ENVELOPE, (method, path, code)
+    start = spec["paths"]["/v1/tool/{tool}/builds"]["post"]["responses"]
+    assert "400" in start
+    assert "409" in start
+    logs = spec["paths"]["/v1/tool/{tool}/builds/{build_id}/logs"]["get"]["responses"]["200"]
+    assert logs["content"] == {
+        "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/BuildLogLine"}}
+    }

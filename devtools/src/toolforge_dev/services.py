@@ -6,7 +6,9 @@
 - the gateway on ``https://127.0.0.1:8443`` (server certificate from the cluster CA, which a
   tool's kubeconfig already trusts), requiring a tool's client certificate;
 - the jobs API on ``https://localhost:8444`` (backend CA), reached by the gateway over mTLS,
-  acting as each tool through impersonation with its own cluster identity.
+  acting as each tool through impersonation with its own cluster identity;
+- the builds API on ``https://localhost:8445`` (backend CA), with its own cluster identity
+  and RBAC in the ``image-build`` namespace only.
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
@@ -31,10 +33,11 @@ import yaml
 
 from toolforge_dev.cluster import Cluster, ClusterError
 
-__all__ = ["GATEWAY_PORT", "JOBS_API_PORT", "PlatformServices", "Service"]
+__all__ = ["BUILDS_API_PORT", "GATEWAY_PORT", "JOBS_API_PORT", "PlatformServices", "Service"]
 
 GATEWAY_PORT = 8443
 JOBS_API_PORT = 8444
+BUILDS_API_PORT = 8445
 
 Progress = Callable[[str], None]
 
@@ -88,6 +91,17 @@ class PlatformServices:
                 health_url=f"https://localhost:{JOBS_API_PORT}/v1/healthz",
             ),
             Service(
+                name="builds-api",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_builds",
+                    "--config",
+                    str(self._config_path("builds-api.yaml")),
+                ],
+                health_url=f"https://localhost:{BUILDS_API_PORT}/v1/healthz",
+            ),
+            Service(
                 name="gateway",
                 argv=[
                     python,
@@ -113,7 +127,10 @@ class PlatformServices:
             "backend_client_cert_file": str(pki / "gateway-backend-client.crt"),
             "backend_client_key_file": str(pki / "gateway-backend-client.key"),
             "backend_ca_file": str(pki / "backend-ca.crt"),
-            "routes": {"jobs": {"url": f"https://localhost:{JOBS_API_PORT}"}},
+            "routes": {
+                "jobs": {"url": f"https://localhost:{JOBS_API_PORT}"},
+                "builds": {"url": f"https://localhost:{BUILDS_API_PORT}"},
+            },
             "public_url": self.gateway_url,
             "graceful_shutdown_seconds": 5,
         }
@@ -131,10 +148,23 @@ class PlatformServices:
             "homes_dir": str(self.cluster.homes_dir),
         }
 
+    def builds_api_config(self) -> dict[str, object]:
+        """The builds API's settings (``toolforge_builds.settings.BuildsSettings`` keys)."""
+        pki = self.cluster.pki_dir
+        return {
+            "host": "127.0.0.1",
+            "port": BUILDS_API_PORT,
+            "tls_cert_file": str(pki / "builds-api-server.crt"),
+            "tls_key_file": str(pki / "builds-api-server.key"),
+            "backend_ca_file": str(pki / "backend-ca.crt"),
+            "kubeconfig": str(self.cluster.service_kubeconfig("builds-api")),
+        }
+
     def _write_configs(self) -> None:
         for name, config in (
             ("gateway.yaml", self.gateway_config()),
             ("jobs-api.yaml", self.jobs_api_config()),
+            ("builds-api.yaml", self.builds_api_config()),
         ):
             self._config_path(name).write_text(yaml.safe_dump(config, sort_keys=False))
 

@@ -1,4 +1,4 @@
-"""Toolforge jobs API (REFERENCE.md, "Jobs API (v1)").
+"""Toolforge jobs API (REFERENCE.md, "Jobs API (v1)"); see ``services/jobs/README.md``.
 
 Pure core, no cluster access:
 
@@ -9,5 +9,13 @@ Pure core, no cluster access:
 - ``builders``: ``JobSpec`` -> Kubernetes object dicts and back, restart helpers;
 - ``status``: object/pod/event dicts -> job status;
 - ``limits``: LimitRange checks and the quota view;
-- ``errors``: ``JobSpecError``, the 400 of every rule needing more than the request.
+- ``logs``: pod log lines -> NDJSON records;
+- ``errors``: ``JobSpecError`` and the HTTP-mapped errors.
+
+The service:
+
+- ``storage``: kube-apiserver access (one pooled client, impersonation, error mapping);
+- ``service``: the business rules of every endpoint;
+- ``app``: ``create_app(settings)``, the FastAPI app; ``server``/``__main__``: uvicorn, the
+  ``toolforge-jobs-api`` command; ``settings``, ``metrics``.
 """

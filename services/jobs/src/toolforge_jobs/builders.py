@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import json
 import posixpath
 import re
@@ -376,6 +377,13 @@ def _primary(objects: list[dict[str, Any]]) -> dict[str, Any]:
     raise UnreadableJobError(f"none of the objects has annotation {SPEC_ANNOTATION}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_spec(raw: str) -> JobSpec:
+    """The annotation's spec, validated (a tool can edit its objects); parsed once per text,
+    since every list reads every job's annotation. Callers get copies."""
+    return JobSpec.model_validate(json.loads(raw))
+
+
 def job_from_objects(objects: list[dict[str, Any]]) -> JobSpec:
     """The spec a job was built from: the inverse of :func:`build_objects`.
 
@@ -389,7 +397,7 @@ def job_from_objects(objects: list[dict[str, Any]]) -> JobSpec:
     raw = primary["metadata"]["annotations"][SPEC_ANNOTATION]
     name = primary["metadata"].get("name")
     try:
-        spec = JobSpec.model_validate(json.loads(raw))
+        spec = _parse_spec(raw).model_copy()
     except (ValueError, ValidationError) as exc:
         raise UnreadableJobError(
             f"{primary.get('kind')} {name}: bad {SPEC_ANNOTATION}: {exc}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
+from collections.abc import Collection, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -62,6 +63,7 @@ __all__ = [
     "QuotaResponse",
     "ScriptHealthCheck",
     "StatusShort",
+    "error_messages",
     "error_response",
     "specs_equal",
     "validation_messages",
@@ -124,7 +126,10 @@ class JobSpec(_Request):
     the rule; see :func:`validation_messages`.
     """
 
-    name: str = Field(description="Job name: DNS-1123 subdomain-like, at most 52 characters.")
+    name: str = Field(
+        description="Job name: DNS-1123 subdomain-like, at most 52 characters.",
+        json_schema_extra={"pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
+    )
     cmd: str = Field(description="Command line. Split shell-style unless filelog is on.")
     imagename: str = Field(description="Image shortname or alias from the images endpoint.")
     job_type: JobType | None = Field(
@@ -147,7 +152,11 @@ class JobSpec(_Request):
     mount: MountOption = Field(default="all", description="Mount the tool's home (all).")
     memory: str = Field(default="512Mi", description="Memory, a Kubernetes quantity.")
     cpu: str = Field(default="100m", description="CPU, a Kubernetes quantity.")
-    retry: int = Field(default=0, description="Retries 0..5 (one-off and scheduled).")
+    retry: int = Field(
+        default=0,
+        description="Retries 0..5 (one-off and scheduled).",
+        json_schema_extra={"minimum": 0, "maximum": 5},
+    )
     timeout: int | None = Field(default=None, description="Seconds a run may take (scheduled).")
     replicas: int | None = Field(default=None, description="Pods (continuous; default 1).")
     port: int | None = Field(default=None, description="Port 1..65535 (continuous).")
@@ -388,16 +397,17 @@ class Job(JobSpec):
         status_long: str,
         schedule_actual: str | None = None,
     ) -> Job:
-        """Combine a stored spec with what was read from the cluster."""
-        return cls.model_validate(
-            {
-                **spec.model_dump(),
-                "image": image,
-                "schedule_actual": schedule_actual,
-                "status_short": status_short,
-                "status_long": status_long,
-                "status": status,
-            }
+        """Combine a stored spec (validated) with what was read from the cluster. The spec's
+        rules are not run again (they are slow for schedules, and a list builds many jobs)."""
+        values = {name: getattr(spec, name) for name in JobSpec.model_fields}
+        return cls.model_construct(
+            _fields_set=set(cls.model_fields),
+            **values,
+            image=image,
+            schedule_actual=schedule_actual,
+            status_short=status_short,
+            status_long=status_long,
+            status=status,
         )
 
 
@@ -489,12 +499,28 @@ def validation_messages(exc: ValidationError) -> list[str]:
     own (missing field, wrong type, unknown field, bad literal) get the field path prefixed:
     ``"emails: Input should be 'none', 'all', 'onfinish' or 'onfailure'"``.
     """
+    return error_messages(exc.errors())
+
+
+def error_messages(
+    errors: Iterable[Mapping[str, Any]], *, skip_prefixes: Collection[str] = ()
+) -> list[str]:
+    """:func:`validation_messages` for pydantic's error dicts (``ValidationError.errors()``,
+    FastAPI's ``RequestValidationError.errors()``). A first ``loc`` element in
+    ``skip_prefixes`` (FastAPI's ``"body"``, ``"query"``, ``"path"``) is left out of the field
+    path unless it is the whole path."""
     messages = []
-    for error in exc.errors():
-        cause = error.get("ctx", {}).get("error")
+    for error in errors:
+        cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, JobSpecError):
             messages.append(str(cause))
             continue
-        loc = ".".join(str(part) for part in error["loc"]) or "body"
-        messages.append(f"{loc}: {error['msg']}")
+        loc = [str(part) for part in error.get("loc") or ()]
+        if error.get("type") == "json_invalid":  # FastAPI: loc is ("body", <offset>)
+            offset = f" (at character {loc[-1]})" if len(loc) > 1 else ""
+            messages.append(f"body: {error.get('msg')}: {cause}{offset}")
+            continue
+        if len(loc) > 1 and loc[0] in skip_prefixes:
+            loc = loc[1:]
+        messages.append(f"{'.'.join(loc) or 'body'}: {error.get('msg')}")
     return messages

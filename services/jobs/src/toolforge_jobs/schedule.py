@@ -19,6 +19,7 @@ in the controller's time zone, which is UTC on Toolforge, so all times here are 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -104,7 +105,9 @@ def _check_value(token: str, field: int) -> int:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_line(text: str) -> None:
+    """Raises InvalidScheduleError; valid lines are remembered (jobs are listed often)."""
     if "=" in text:
         raise InvalidScheduleError(
             "cannot have a time zone prefix (TZ=, CRON_TZ=); schedules are UTC"
@@ -193,7 +196,14 @@ def next_fire_time(line: str, now: dt.datetime) -> dt.datetime:
     Raises:
         ValueError: ``now`` is naive. ``line`` must be valid (see :func:`resolve_schedule`).
     """
-    result: dt.datetime = croniter(line, _utc(now)).get_next(dt.datetime)
+    # Fire times are whole minutes, so the next one after ``now`` is the next one after the
+    # start of its minute: results are shared for a minute (a list of many jobs asks often).
+    return _next_after_minute(line, _utc(now).replace(second=0, microsecond=0))
+
+
+@functools.lru_cache(maxsize=8192)
+def _next_after_minute(line: str, minute: dt.datetime) -> dt.datetime:
+    result: dt.datetime = croniter(line, minute).get_next(dt.datetime)
     return result
 
 

@@ -1,0 +1,128 @@
+"""Jobs API settings (pydantic-settings): environment, YAML file, command-line overrides.
+
+Sources, highest priority first: keyword overrides (the CLI's ``--host``/``--port``),
+environment variables ``TOOLFORGE_JOBS_<KEY>`` (``TOOLFORGE_JOBS_KUBECONFIG=/etc/jobs.kubeconfig``;
+lists as JSON: ``TOOLFORGE_JOBS_GATEWAY_PEER_CNS='["toolforge-api-gateway"]'``), the YAML file
+given to :func:`load_settings`, then the defaults below. Nothing is read at import time:
+:func:`load_settings` (or ``JobsSettings(...)``) is called from ``main()`` or a test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from toolforge_auth.settings import AuthSettings
+
+__all__ = ["JobsSettings", "load_settings"]
+
+
+class JobsSettings(BaseSettings):
+    """Everything the jobs API reads at start-up. See ``services/jobs/README.md``.
+
+    Durations are in seconds.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOOLFORGE_JOBS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    host: str = "0.0.0.0"  # noqa: S104 - a backend Service listens on the pod's interfaces
+    #: The gateway's default route is ``https://jobs-api:8443`` (toolforge_gateway.settings).
+    port: int = Field(default=8443, ge=0, le=65535)
+
+    #: TLS server certificate and key (PlatformPKI ``jobs-api-server``, from the backend CA).
+    tls_cert_file: Path = Path("jobs-api-server.crt")
+    tls_key_file: Path = Path("jobs-api-server.key")
+    #: The backend CA: client certificates from it identify the gateway (mTLS, optional at
+    #: the handshake so health probes get in; required by every ``/v1/tool/...`` route).
+    backend_ca_file: Path = Path("backend-ca.crt")
+    #: CNs of backend-CA client certificates allowed to forward ``ssl-client-subject-dn``.
+    gateway_peer_cns: list[str] = Field(default_factory=lambda: ["toolforge-api-gateway"])
+
+    #: Kubeconfig of the API's own identity (user ``toolforge-jobs-api``); ``null`` uses the
+    #: in-cluster ServiceAccount.
+    kubeconfig: Path | None = None
+    #: Longest time for one kube-apiserver call (connect plus response), except log follows.
+    kube_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Size of the shared connection pool to kube-apiserver; open log follows hold one each.
+    kube_max_connections: int = Field(default=128, ge=2)
+    #: ``Retry-After`` of a 503 when kube-apiserver cannot be reached.
+    retry_after_seconds: int = Field(default=5, ge=0)
+    #: Where tool homes live on the nodes (Toolforge: the NFS mount ``/data/project``). When
+    #: set, a namespace whose ``toolforge.org/home`` annotation is not directly inside it is
+    #: refused (502) instead of being mounted; ``null`` trusts the annotation.
+    homes_dir: Path | None = None
+
+    #: ConfigMap with key ``images-v1.yaml`` listing the images (REFERENCE.md).
+    image_config_namespace: str = "tf-public"
+    image_config_name: str = "image-config"
+    #: How long the image list is reused before the ConfigMap is read again.
+    image_cache_seconds: float = Field(default=60.0, gt=0)
+
+    #: Upstream pod log connections open at once over all clients; a request that would pass
+    #: it gets 503 with ``Retry-After``.
+    logs_max_streams: int = Field(default=64, ge=1)
+    #: Pods of one job whose logs are read (the newest ones).
+    logs_max_pods: int = Field(default=16, ge=1)
+    #: Longest ``follow=true`` response; then the stream ends (the client may reconnect).
+    logs_follow_max_seconds: float = Field(default=3600.0, gt=0)
+    #: While following, how often pods are listed to find pods that started (or whose
+    #: containers are still waiting to start).
+    logs_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Longer log lines are cut to this many bytes.
+    logs_max_line_bytes: int = Field(default=64 * 1024, ge=256)
+
+    #: Seconds in-flight requests get after SIGTERM/SIGINT (uvicorn
+    #: ``timeout_graceful_shutdown``); open log follows are then cancelled.
+    graceful_shutdown_seconds: float = Field(default=15.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    def auth_settings(self) -> AuthSettings:
+        """These settings as :class:`toolforge_auth.AuthSettings` (for
+        :func:`toolforge_auth.dependencies.install_auth`)."""
+        return AuthSettings(
+            backend_ca_file=self.backend_ca_file, gateway_peer_cns=list(self.gateway_peer_cns)
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the YAML file if one is configured
+        (see :func:`load_settings`); no ``.env`` or secrets directory."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("yaml_file"):
+            sources.append(YamlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSettings:
+    """Settings from ``overrides``, the environment and ``config_file`` (YAML mapping of the
+    keys of :class:`JobsSettings`), in that priority.
+
+    Raises :class:`pydantic.ValidationError` for invalid values and :class:`OSError` when
+    ``config_file`` cannot be read.
+    """
+    if config_file is None:
+        return JobsSettings(**overrides)
+    # Fail on a missing file (YamlConfigSettingsSource would silently skip it).
+    config_file.read_bytes()
+
+    class _FromFile(JobsSettings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    return _FromFile(**overrides)

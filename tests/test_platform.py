@@ -1,0 +1,130 @@
+"""End to end: the toolforge CLI and curl, through the gateway, to the jobs API, to real pods.
+
+Uses the platform as ``make run`` starts it (:class:`toolforge_dev.services.PlatformServices`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+from toolforge_dev.cli import curl_example
+from toolforge_dev.cluster import Cluster
+from toolforge_dev.pytest_plugin import Tool
+from toolforge_dev.services import PlatformServices
+
+pytestmark = pytest.mark.cluster
+
+
+def toolforge(tool: Tool, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``toolforge`` CLI as ``tool``, with its credentials from its home."""
+    env = {
+        **os.environ,
+        "TOOLFORGE_CERT": str(tool.home / ".toolskube" / "client.crt"),
+        "TOOLFORGE_KEY": str(tool.home / ".toolskube" / "client.key"),
+        "TOOLFORGE_KUBECONFIG": str(tool.kubeconfig),
+        "TOOLFORGE_API_URL": "https://127.0.0.1:8443",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "toolforge_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_printed_curl_example_works(platform: PlatformServices, cluster: Cluster) -> None:
+    demo = cluster.homes_dir / "demo"
+    if not (demo / ".toolskube" / "client.crt").exists():
+        pytest.skip("the demo tool is onboarded by make run / make up")
+    result = subprocess.run(
+        [*curl_example(cluster), "--silent", "--show-error", "--fail"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert isinstance(body["jobs"], list)
+    assert body["messages"]["error"] == []
+
+
+def test_cli_runs_a_job_through_the_gateway(platform: PlatformServices, tool: Tool) -> None:
+    run = toolforge(
+        tool, "jobs", "run", "hello", "--command", "echo hello from e2e", "--image", "python3.11",
+        "--wait", "90",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    listed = toolforge(tool, "jobs", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)["jobs"]
+    assert [(j["name"], j["status"]["short"]) for j in jobs] == [("hello", "succeeded")]
+    logs = toolforge(tool, "jobs", "logs", "hello", "--output", "json")
+    assert logs.returncode == 0, logs.stderr
+    lines = [json.loads(line) for line in logs.stdout.splitlines()]
+    assert [line["message"] for line in lines] == ["hello from e2e"]
+    assert lines[0]["container"] == "job"
+
+
+def test_cli_reports_a_user_error_with_exit_code_1(platform: PlatformServices, tool: Tool) -> None:
+    result = toolforge(tool, "jobs", "run", "bad", "--command", "true", "--image", "nope")
+    assert result.returncode == 1
+    assert "nope" in result.stderr
+    assert toolforge(tool, "jobs", "show", "bad").returncode == 1
+
+
+def _client(cert: Path, key: Path, ca: Path) -> httpx.Client:
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+    return httpx.Client(verify=context, base_url="https://127.0.0.1:8443", timeout=30)
+
+
+def test_gateway_confines_a_tool_and_serves_one_spec(
+    platform: PlatformServices, tool: Tool, cluster: Cluster
+) -> None:
+    ca = cluster.pki_dir / "cluster-ca.crt"
+    cert, key = tool.home / ".toolskube" / "client.crt", tool.home / ".toolskube" / "client.key"
+    with _client(cert, key, ca) as client:
+        other = client.get("/jobs/v1/tool/someone-else/jobs")
+        assert other.status_code == 403
+        assert other.json()["messages"]["error"]
+        forged = client.get(
+            f"/jobs/v1/tool/{tool.name}/jobs",
+            headers={"ssl-client-subject-dn": "CN=someone-else,O=toolforge"},
+        )
+        assert forged.status_code == 200
+        spec = client.get("/openapi.json").json()
+    validate(spec)
+    assert "/jobs/v1/tool/{tool}/jobs" in spec["paths"]
+
+
+def test_builds_through_the_gateway(
+    platform: PlatformServices, tool: Tool, cluster: Cluster
+) -> None:
+    ca = cluster.pki_dir / "cluster-ca.crt"
+    cert, key = tool.home / ".toolskube" / "client.crt", tool.home / ".toolskube" / "client.key"
+    base = f"/builds/v1/tool/{tool.name}"
+    with _client(cert, key, ca) as client:
+        # A full commit id needs no ls-remote, so nothing leaves the machine.
+        started = client.post(
+            f"{base}/builds",
+            json={"source_url": "https://gitlab.example.org/tool/app.git", "ref": "a" * 40},
+        )
+        assert started.status_code == 200, started.text
+        name = started.json()["new_build"]["name"]
+        assert name.startswith(f"{tool.name}-buildpacks-pipelinerun-")
+        builds = client.get(f"{base}/builds").json()["builds"]
+        assert [(b["build_id"], b["status"]) for b in builds] == [(name, "pending")]
+        assert client.delete(f"{base}/builds/{name}").status_code == 200
+        assert client.get(f"{base}/builds/{name}").status_code == 404
+        spec = client.get("/openapi.json").json()
+    assert "/builds/v1/tool/{tool}/builds" in spec["paths"]

@@ -123,7 +123,8 @@ def _usage(cluster: Cluster) -> str:
     gateway = PlatformServices(cluster).gateway_url
     curl = " ".join(curl_example(cluster))
     kubectl = go_binaries.kubernetes().path("kubectl")
-    demo_kc = Path(info["homes_dir"]) / DEMO_TOOL / ".kube" / "config"
+    demo_home = Path(info["homes_dir"]) / DEMO_TOOL
+    demo_kc = demo_home / ".kube" / "config"
     return f"""
 [bold green]Toolforge local platform is up.[/]
 
@@ -136,12 +137,16 @@ API {info["apiserver"]}
   export TOOLFORGE_ADMIN_HOMES_DIR={info["homes_dir"]}
   uv run toolforge-admin tool create mytool
   uv run toolforge-admin tool list
-[bold]Demo tool[/] '{DEMO_TOOL}', acting with its own certificate (namespace tool-{DEMO_TOOL}):
-  {kubectl} --kubeconfig {demo_kc} run hello --restart=Never \\
-      --image=registry.local/toolforge/python3.11:stable -- python3 -c 'print(42)'
-  {kubectl} --kubeconfig {demo_kc} logs hello
-[bold]Gateway[/] {gateway}, as the demo tool with its certificate:
+[bold]Demo tool[/] '{DEMO_TOOL}' with the toolforge CLI (through the gateway, {gateway}):
+  export TOOLFORGE_CERT={demo_home}/.toolskube/client.crt \\
+         TOOLFORGE_KEY={demo_home}/.toolskube/client.key TOOLFORGE_KUBECONFIG={demo_kc}
+  uv run toolforge jobs run hello --command "echo hello" --image python3.11 --wait
+  uv run toolforge jobs list
+  uv run toolforge jobs logs hello
+[bold]Gateway[/] with curl, as the demo tool:
   {curl}
+[bold]Kubernetes[/] as the demo tool (its own namespace only):
+  {kubectl} --kubeconfig {demo_kc} get jobs,pods
 [bold]Logs[/] {info["logs_dir"]}/<component>.log
 """
 

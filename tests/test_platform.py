@@ -6,40 +6,21 @@ Uses the platform as ``make run`` starts it (:class:`toolforge_dev.services.Plat
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from platform_cli import toolforge
 from toolforge_dev.cli import curl_example
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
 
 pytestmark = pytest.mark.cluster
-
-
-def toolforge(tool: Tool, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the ``toolforge`` CLI as ``tool``, with its credentials from its home."""
-    env = {
-        **os.environ,
-        "TOOLFORGE_CERT": str(tool.home / ".toolskube" / "client.crt"),
-        "TOOLFORGE_KEY": str(tool.home / ".toolskube" / "client.key"),
-        "TOOLFORGE_KUBECONFIG": str(tool.kubeconfig),
-        "TOOLFORGE_API_URL": "https://127.0.0.1:8443",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "toolforge_cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_printed_curl_example_works(platform: PlatformServices, cluster: Cluster) -> None:

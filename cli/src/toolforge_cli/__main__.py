@@ -1,6 +1,6 @@
 """``toolforge``: the command-line client of the Toolforge platform APIs.
 
-``toolforge [GLOBAL OPTIONS] jobs ...``; sub-apps share the plumbing in :mod:`.config`,
+``toolforge [GLOBAL OPTIONS] jobs|build ...``; sub-apps share the plumbing in :mod:`.config`,
 :mod:`.client`, :mod:`.context` and :mod:`.output`. Exit codes: :mod:`toolforge_cli.errors`.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from toolforge_cli import __version__, jobs
+from toolforge_cli import __version__, build, jobs
 from toolforge_cli.config import DEFAULT_API_URL
 from toolforge_cli.context import GlobalOptions
 from toolforge_cli.output import out
@@ -20,7 +20,8 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="toolforge",
-    help=f"""Toolforge command-line client: manage your tool's jobs through the API gateway.
+    help=f"""Toolforge command-line client: manage your tool's jobs and image builds through the
+API gateway.
 
 Connection (options > environment > defaults):
   API URL      --api-url, TOOLFORGE_API_URL; default {DEFAULT_API_URL} (local `make run`)
@@ -35,6 +36,7 @@ connection, TLS, command-line syntax), 130 interrupted.""",
     add_completion=False,
 )
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(build.app, name="build")
 
 
 def _version(value: bool) -> None:

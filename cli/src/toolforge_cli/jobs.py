@@ -25,6 +25,7 @@ from toolforge_cli.client import ApiError
 from toolforge_cli.context import api_client
 from toolforge_cli.errors import InternalError, UserError
 from toolforge_cli.jobsapi import JobsApi
+from toolforge_cli.jobsdiff import plan_job
 from toolforge_cli.jobsfile import dump_jobs_yaml, parse_jobs_file
 from toolforge_cli.jobspec import (
     DEFAULT_WAIT_SECONDS,
@@ -40,7 +41,15 @@ from toolforge_cli.jobsview import (
     log_line_text,
     quota_tables,
 )
-from toolforge_cli.output import err, handle_errors, out, print_json
+from toolforge_cli.output import (
+    ReadFormat,
+    err,
+    handle_errors,
+    list_field,
+    mapping_field,
+    out,
+    print_json,
+)
 from toolforge_cli.wait import WaitResult, wait_for_job
 
 __all__ = ["app", "run_options", "with_optional_values"]
@@ -63,11 +72,6 @@ class ListFormat(StrEnum):
     normal = "normal"
     long = "long"
     name = "name"
-    json = "json"
-
-
-class ReadFormat(StrEnum):
-    normal = "normal"
     json = "json"
 
 
@@ -120,20 +124,6 @@ def jobs_api(ctx: typer.Context) -> Iterator[JobsApi]:
     """Handle errors (message + exit code) and open the jobs API for the command."""
     with handle_errors(), api_client(ctx) as client:
         yield JobsApi(client)
-
-
-def _list_field(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    value = data.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise InternalError(f"unexpected answer from the jobs API: {key!r} is not a list")
-    return value
-
-
-def _mapping_field(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, Mapping):
-        raise InternalError(f"unexpected answer from the jobs API: {key!r} is not an object")
-    return value
 
 
 def _wait(api: JobsApi, name: str, seconds: int) -> None:
@@ -375,7 +365,7 @@ def list_(
     """List the tool's jobs with their type and status."""
     with jobs_api(ctx) as api:
         data = api.list_jobs()
-        jobs = _list_field(data, "jobs")
+        jobs = list_field(data, "jobs", api="jobs")
         if output is ListFormat.json:
             print_json(data)
         elif output is ListFormat.name:
@@ -398,7 +388,7 @@ def show(
     """Show everything about one job, with its status and hints."""
     with jobs_api(ctx) as api:
         data = api.get_job(name)
-        job = _mapping_field(data, "job")
+        job = mapping_field(data, "job", api="jobs")
         if output is ReadFormat.json:
             print_json(data)
         else:
@@ -449,7 +439,7 @@ def images(
     """List the images jobs can use (--image takes the short name)."""
     with jobs_api(ctx) as api:
         data = api.images()
-        items = _list_field(data, "images")
+        items = list_field(data, "images", api="jobs")
         if output is ReadFormat.json:
             print_json(data)
         else:
@@ -466,7 +456,7 @@ def quota(
     """Show the tool's quota: limits and what is used."""
     with jobs_api(ctx) as api:
         data = api.quota()
-        quota_data = _mapping_field(data, "quota")
+        quota_data = mapping_field(data, "quota", api="jobs")
         if output is ReadFormat.json:
             print_json(data)
         else:
@@ -489,7 +479,7 @@ def dump(
 ) -> None:
     """Write the tool's jobs in jobs.yaml format, to load them again with `load`."""
     with jobs_api(ctx) as api:
-        jobs = _list_field(api.list_jobs(), "jobs")
+        jobs = list_field(api.list_jobs(), "jobs", api="jobs")
         try:
             options = [options_from_job(job) for job in jobs]
         except (KeyError, ValidationError) as exc:
@@ -506,6 +496,30 @@ def dump(
         except OSError as exc:
             raise UserError(f"cannot write {to_file}: {exc.strerror or exc}") from None
         err.print(Text(f"Wrote {len(options)} job(s) to {to_file}"))
+
+
+def _value_text(value: Any) -> str:
+    return "(not set)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _dry_run(entries: list[JobOptions], jobs: list[Mapping[str, Any]]) -> None:
+    """``load --dry-run``: print the :class:`~toolforge_cli.jobsdiff.JobPlan` of every entry
+    against ``jobs`` (the answer of GET ``/jobs``) on stdout, a summary on stderr."""
+    by_name = {str(j.get("name")): j for j in jobs}
+    counts: dict[str, int] = {}
+    for options in entries:
+        try:
+            plan = plan_job(options, by_name.get(options.name))
+        except (KeyError, ValidationError) as exc:
+            raise InternalError(f"unexpected job in the jobs API's answer: {exc}") from None
+        counts[plan.action] = counts.get(plan.action, 0) + 1
+        out.print(Text(f"{plan.action:<9} {plan.name}"), soft_wrap=True)
+        for change in plan.changes:
+            new = _value_text(change.new)
+            line = new if plan.action == "create" else f"{_value_text(change.old)} -> {new}"
+            out.print(Text(f"    {change.key}: {line}"), soft_wrap=True)
+    summary = ", ".join(f"{counts[a]} to {a}" for a in ("create", "update") if a in counts)
+    err.print(Text(f"Dry run: nothing was changed ({summary or 'all unchanged'})."))
 
 
 # -- changes ------------------------------------------------------------------------------
@@ -553,6 +567,7 @@ def restart(
 
 Examples:
   toolforge jobs load jobs.yaml
+  toolforge jobs load jobs.yaml --dry-run
   toolforge jobs load jobs.yaml --job web""",
 )
 def load(
@@ -561,12 +576,24 @@ def load(
     job: Annotated[
         str | None, typer.Option("--job", metavar="NAME", help="Load only this job.")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only show what would change (create, update with the changed keys, "
+            "unchanged); change nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Create or update the jobs of a jobs.yaml file (keys: the `run` flags).
 
     The whole file is checked before anything is sent. Jobs that are not in the file are
     kept. An entry with `wait: true` (or seconds) is waited for after it changed, before the
     next entry is loaded. Loading stops at the first job the API refuses.
+
+    With --dry-run only the tool's jobs are read, and each entry is printed as `create`,
+    `update` (one `key: old -> new` line per change) or `unchanged`. The API checks the
+    values only when they are loaded for real.
     """
     with handle_errors():
         try:
@@ -580,8 +607,12 @@ def load(
             entries = [e for e in entries if e.name == job]
             if not entries:
                 raise UserError(f"there is no job named {job!r} in {file}")
+    if dry_run:
+        with jobs_api(ctx) as api:
+            _dry_run(entries, list_field(api.list_jobs(), "jobs", api="jobs"))
+        return
     with jobs_api(ctx) as api:
-        existing = {str(j.get("name")) for j in _list_field(api.list_jobs(), "jobs")}
+        existing = {str(j.get("name")) for j in list_field(api.list_jobs(), "jobs", api="jobs")}
         for done, options in enumerate(entries):
             try:
                 answer = api.upsert_job(options.to_body())

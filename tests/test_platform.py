@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from platform_cli import toolforge
+from toolforge_dev import binaries
 from toolforge_dev.cli import curl_example
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
@@ -109,3 +111,27 @@ def test_builds_through_the_gateway(
         assert client.get(f"{base}/builds/{name}").status_code == 404
         spec = client.get("/openapi.json").json()
     assert "/builds/v1/tool/{tool}/builds" in spec["paths"]
+
+
+def test_apiserver_outage_gives_503_then_recovers(
+    platform: PlatformServices, tool: Tool, cluster: Cluster
+) -> None:
+    """kube-apiserver really stopped: the jobs API answers 503 with Retry-After through the
+    gateway, and serves again once kube-apiserver is back (no restart of the API)."""
+    ca = cluster.pki_dir / "cluster-ca.crt"
+    cert, key = tool.home / ".toolskube" / "client.crt", tool.home / ".toolskube" / "client.key"
+    path = f"/jobs/v1/tool/{tool.name}/jobs"
+    with _client(cert, key, ca) as client:
+        assert client.get(path).status_code == 200
+        cluster.stop_apiserver()
+        try:
+            down = client.get(path)
+            assert down.status_code == 503, down.text
+            assert int(down.headers["retry-after"]) > 0
+            assert down.json()["messages"]["error"]
+        finally:
+            cluster.start_apiserver(binaries.Binaries.from_cache())
+        deadline = time.monotonic() + 60
+        while (status := client.get(path).status_code) != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert status == 200

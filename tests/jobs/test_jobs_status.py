@@ -297,6 +297,17 @@ def test_failed_attempt_of_an_unfinished_job_is_retried() -> None:
     assert report.status.messages == ["retrying", "last attempt: exit code 1", "restarted (1)"]
 
 
+def test_last_allowed_attempt_failed_before_the_job_controller_noticed() -> None:
+    """Seen on the real cluster: the pod has failed, backoffLimit 0 leaves no retry, but the
+    Job has no Failed condition yet (the controller lags the pod). That is a failure, not a
+    retry."""
+    obj = job("boom", status={"startTime": ago(30), "active": 1}, backoff=0)
+    pods = [job_pod("boom", "Failed", [terminated(3, started=25)], created=28)]
+    report = job_status(obj, pods, [], NOW)
+    assert report.status.short == "failed"
+    assert report.status.messages == ["exit code 3"]
+
+
 def test_out_of_quota_one_off() -> None:
     event = {
         "kind": "Event",

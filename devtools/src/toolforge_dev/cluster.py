@@ -248,6 +248,17 @@ class Cluster:
                 found[component] = pid
         return found
 
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver alone (for fault tests); :meth:`start_apiserver` brings it back."""
+        pid = self._read_pid("kube-apiserver")
+        if pid is not None and _pid_alive(pid) and self._is_ours(pid):
+            _terminate(pid, grace=5)
+
+    def start_apiserver(self, binaries: Binaries) -> None:
+        """Start kube-apiserver again with the same flags and wait until it is healthy.
+        Raises :class:`ClusterError` when it does not come back."""
+        self._start_apiserver(binaries)
+
     def leftovers(self) -> list[str]:
         """What a stop should have removed but is still there (empty after a clean stop)."""
         left = [f"process {pid}: {cmd}" for pid, cmd in self._our_processes()]

@@ -136,9 +136,7 @@ def fresh_tool_name() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def tool(onboarder: ToolOnboarder) -> AsyncIterator[Tool]:
-    """A fresh tool with namespace, quota, uid, home and certificate; deleted afterwards."""
+async def _fresh_tool(onboarder: ToolOnboarder) -> AsyncIterator[Tool]:
     name = fresh_tool_name()
     result = await onboarder.create(name)
     assert result.uid is not None
@@ -151,6 +149,20 @@ async def tool(onboarder: ToolOnboarder) -> AsyncIterator[Tool]:
         result=result,
     )
     await onboarder.delete(name, purge_home=True)
+
+
+@pytest.fixture
+async def tool(onboarder: ToolOnboarder) -> AsyncIterator[Tool]:
+    """A fresh tool with namespace, quota, uid, home and certificate; deleted afterwards."""
+    async for fresh in _fresh_tool(onboarder):
+        yield fresh
+
+
+@pytest.fixture
+async def other_tool(onboarder: ToolOnboarder) -> AsyncIterator[Tool]:
+    """A second fresh tool, for isolation tests."""
+    async for fresh in _fresh_tool(onboarder):
+        yield fresh
 
 
 @pytest.hookimpl(hookwrapper=True)

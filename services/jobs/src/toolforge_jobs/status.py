@@ -168,6 +168,16 @@ def _live(pods: Iterable[Obj]) -> list[Obj]:
     )
 
 
+def _terminated_at(pod: Obj) -> dt.datetime | None:
+    """When the pod's last container ended, from its ``state.terminated.finishedAt``."""
+    ends = [
+        _time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        for c in (pod.get("status") or {}).get("containerStatuses") or []
+    ]
+    known = [e for e in ends if e is not None]
+    return max(known) if known else None
+
+
 def quota_message(events: Iterable[Obj]) -> str | None:
     """``"Unable to start, out of quota for cpu, memory"`` from ``FailedCreate`` events (or
     ``ReplicaFailure`` conditions passed as ``{"reason": "FailedCreate", "message": ...}``)
@@ -361,7 +371,17 @@ def _job_run(
         short, messages = _combine(observations)
         end = _time(failed.get("lastTransitionTime"))
         return short, messages, _seconds(start, end)
+    failed_pods = sum(1 for p in live if (p.get("status") or {}).get("phase") == "Failed")
+    backoff_limit = (job.get("spec") or {}).get("backoffLimit", 6)
     if latest and (latest[0].get("status") or {}).get("phase") == "Failed":
+        if max(failed_pods, status.get("failed") or 0) > backoff_limit:
+            # No retry left: the Job controller is about to set Failed (it lags the pod).
+            observations = [
+                o for o in _pod_observations(latest[0]) if o.category == _Category.FAILED
+            ]
+            observations.append(_Observation(_Category.FAILED))
+            short, messages = _combine(observations)
+            return short, messages, _seconds(start, _terminated_at(latest[0]))
         # the Job is not finished, so the controller will start another pod
         observations = [_Observation(_Category.INITIALIZING, "retrying")]
         observations += [

@@ -5,9 +5,9 @@ Uses the platform as ``make run`` starts it (:class:`toolforge_dev.services.Plat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,8 +16,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from platform_cli import toolforge
+from toolforge_admin.onboarding import ToolOnboarder
 from toolforge_dev import binaries
-from toolforge_dev.cli import curl_example
+from toolforge_dev.cli import DEMO_TOOL, curl_example
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
@@ -25,18 +26,23 @@ from toolforge_dev.services import PlatformServices
 pytestmark = pytest.mark.cluster
 
 
-def test_printed_curl_example_works(platform: PlatformServices, cluster: Cluster) -> None:
-    demo = cluster.homes_dir / "demo"
-    if not (demo / ".toolskube" / "client.crt").exists():
-        pytest.skip("the demo tool is onboarded by make run / make up")
-    result = subprocess.run(
-        [*curl_example(cluster), "--silent", "--show-error", "--fail"],
-        capture_output=True,
-        text=True,
-        timeout=30,
+async def test_printed_curl_example_works(
+    platform: PlatformServices, cluster: Cluster, onboarder: ToolOnboarder
+) -> None:
+    # make run onboards the demo tool; a session that started the cluster itself does it here
+    # (idempotent), so the printed command is checked either way.
+    await onboarder.create(DEMO_TOOL)
+    proc = await asyncio.create_subprocess_exec(
+        *curl_example(cluster),
+        "--silent",
+        "--show-error",
+        "--fail",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert result.returncode == 0, result.stderr
-    body = json.loads(result.stdout)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0, stderr.decode()
+    body = json.loads(stdout)
     assert isinstance(body["jobs"], list)
     assert body["messages"]["error"] == []
 

@@ -743,6 +743,21 @@ state = "{root}/state"
             self.kubectl(
                 binaries, "wait", "--for=condition=established", "--timeout=60s", "crd", "--all"
             )
+            # Established is not yet servable: until each resource's watch cache is initialised,
+            # lists answer 429 "storage is (re)initializing". kubectl retries 429s, so one
+            # successful list per resource means the API is ready for the services.
+            plurals = self.kubectl(
+                binaries, "get", "crd", "-o", "jsonpath={.items[*].metadata.name}"
+            ).split()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    self.kubectl(binaries, "get", ",".join(plurals), "-A", "-o", "name")
+                    break
+                except ClusterError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
         manifests = sorted(_MANIFESTS.glob("*.yaml"))
         text = "\n---\n".join(
             m.read_text().replace("@DNS_SERVICE_IP@", DNS_SERVICE_IP).replace("@NODE_IP@", NODE_IP)

@@ -7,44 +7,27 @@ response documented as the messages envelope, and equal to the committed snapsho
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-from openapi_spec_validator import validate
 
-from toolforge_admin.pki import PlatformPKI
+from openapi_snapshot import assert_snapshot_and_valid, service_spec
 from toolforge_builds.app import create_app
 from toolforge_builds.settings import BuildsSettings
 
-SNAPSHOT = Path(__file__).resolve().parents[2] / "services" / "builds" / "openapi.json"
 ENVELOPE = {"$ref": "#/components/schemas/ResponseEnvelope"}
 
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    directory = tmp_path_factory.mktemp("builds-openapi")
-    PlatformPKI.ensure(directory)
-    app = create_app(BuildsSettings(backend_ca_file=directory / "backend-ca.crt"))
-    document: dict[str, Any] = app.openapi()
+    document: dict[str, Any] = service_spec(
+        create_app, BuildsSettings, tmp_path_factory.mktemp("builds-openapi")
+    )
     return document
 
 
-def test_snapshot_is_current(spec: dict[str, Any]) -> None:
-    text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_OPENAPI") == "1":
-        SNAPSHOT.write_text(text)
-    assert SNAPSHOT.read_text() == text, (
-        "the API changed: review it, then run "
-        "UPDATE_OPENAPI=1 pytest tests/builds/test_builds_openapi.py"
-    )
-
-
-def test_spec_is_valid_openapi(spec: dict[str, Any]) -> None:
-    assert spec["openapi"].startswith("3.1")
-    validate(spec)
+def test_snapshot_is_current_and_valid(spec: dict[str, Any]) -> None:
+    assert_snapshot_and_valid(spec, "builds", "tests/builds/test_builds_openapi.py")
 
 
 def test_every_reference_route_is_there(spec: dict[str, Any]) -> None:

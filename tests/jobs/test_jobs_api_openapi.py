@@ -6,44 +6,27 @@ response documented, and equal to the committed snapshot ``services/jobs/openapi
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-from openapi_spec_validator import validate
 
-from toolforge_admin.pki import PlatformPKI
+from openapi_snapshot import assert_snapshot_and_valid, service_spec
 from toolforge_jobs.app import create_app
 from toolforge_jobs.settings import JobsSettings
 
-SNAPSHOT = Path(__file__).resolve().parents[2] / "services" / "jobs" / "openapi.json"
 MESSAGES = {"$ref": "#/components/schemas/MessagesResponse"}
 
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    directory = tmp_path_factory.mktemp("jobs-openapi")
-    PlatformPKI.ensure(directory)
-    app = create_app(JobsSettings(backend_ca_file=directory / "backend-ca.crt"))
-    document: dict[str, Any] = app.openapi()
+    document: dict[str, Any] = service_spec(
+        create_app, JobsSettings, tmp_path_factory.mktemp("jobs-openapi")
+    )
     return document
 
 
-def test_snapshot_is_current(spec: dict[str, Any]) -> None:
-    text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_OPENAPI") == "1":
-        SNAPSHOT.write_text(text)
-    assert SNAPSHOT.read_text() == text, (
-        "the API changed: review it, then run "
-        "UPDATE_OPENAPI=1 pytest tests/jobs/test_jobs_api_openapi.py"
-    )
-
-
-def test_spec_is_valid_openapi(spec: dict[str, Any]) -> None:
-    assert spec["openapi"].startswith("3.1")
-    validate(spec)
+def test_snapshot_is_current_and_valid(spec: dict[str, Any]) -> None:
+    assert_snapshot_and_valid(spec, "jobs", "tests/jobs/test_jobs_api_openapi.py")
 
 
 def test_every_reference_route_is_there(spec: dict[str, Any]) -> None:

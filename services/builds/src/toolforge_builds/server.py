@@ -15,8 +15,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from toolforge_auth.serving import uvicorn_config
 from toolforge_auth.tls import server_ssl_context
-from toolforge_auth.uvicorn import TLSHttpToolsProtocol, ssl_context_factory
 from toolforge_builds.app import create_app
 from toolforge_builds.settings import BuildsSettings
 
@@ -37,20 +37,15 @@ def build_config(
         client_ca_files=[settings.backend_ca_file],
         client_cert="optional",
     )
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "http": TLSHttpToolsProtocol,
-        "ws": "none",
-        "lifespan": "on",
-        "ssl_context_factory": ssl_context_factory(context),
-        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
-        "proxy_headers": False,
-        "server_header": False,
-        "log_level": settings.log_level.lower(),
-    }
-    options.update(overrides)
-    return uvicorn.Config(app if app is not None else create_app(settings), **options)
+    return uvicorn_config(
+        app if app is not None else create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        context=context,
+        graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+        log_level=settings.log_level,
+        **overrides,
+    )
 
 
 def build_server(settings: BuildsSettings, **overrides: Any) -> uvicorn.Server:

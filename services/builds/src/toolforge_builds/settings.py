@@ -15,13 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
+from toolforge_auth.serving import FileSettings, load_file_settings
 from toolforge_auth.settings import AuthSettings
 
 __all__ = ["DEFAULT_LOG_DENY_LIST", "BuildsSettings", "load_settings"]
@@ -44,7 +40,7 @@ DEFAULT_LOG_DENY_LIST: tuple[str, ...] = (
 )
 
 
-class BuildsSettings(BaseSettings):
+class BuildsSettings(FileSettings):
     """Where builds run and what they may use. Environment prefix ``TOOLFORGE_BUILDS_``.
 
     Image references are full OCI references (``host[:port]/path:tag``). Durations are
@@ -176,22 +172,6 @@ class BuildsSettings(BaseSettings):
             backend_ca_file=self.backend_ca_file, gateway_peer_cns=list(self.gateway_peer_cns)
         )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then the environment, then the YAML file when one is set (see
-        :func:`load_settings`); no ``.env`` or secrets directory."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if settings_cls.model_config.get("yaml_file"):
-            sources.append(YamlConfigSettingsSource(settings_cls))
-        return tuple(sources)
-
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> BuildsSettings:
     """Settings from ``overrides``, the ``TOOLFORGE_BUILDS_*`` environment and ``config_file``
@@ -200,11 +180,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> BuildsSe
     Raises :class:`pydantic.ValidationError` for invalid values and :class:`OSError` when
     ``config_file`` cannot be read.
     """
-    if config_file is None:
-        return BuildsSettings(**overrides)
-    config_file.read_bytes()  # fail on a missing file (the YAML source would skip it)
-
-    class _FromFile(BuildsSettings):
-        model_config = SettingsConfigDict(yaml_file=config_file)
-
-    return _FromFile(**overrides)
+    return load_file_settings(BuildsSettings, config_file, **overrides)

@@ -13,8 +13,8 @@ from typing import Any
 
 import uvicorn
 
+from toolforge_auth.serving import uvicorn_config
 from toolforge_auth.tls import server_ssl_context
-from toolforge_auth.uvicorn import TLSHttpToolsProtocol, ssl_context_factory
 from toolforge_gateway.app import Gateway, create_app
 from toolforge_gateway.settings import GatewaySettings
 
@@ -36,26 +36,22 @@ def build_config(
         client_ca_files=settings.client_ca_files,
         client_cert="required",
     )
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "http": TLSHttpToolsProtocol,
-        "loop": "uvloop",
-        "ws": "none",
-        "lifespan": "on",
-        "ssl_context_factory": ssl_context_factory(context),
-        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
-        # The client address is the TCP peer's: HAProxy in front passes TCP through.
-        "proxy_headers": False,
-        # The gateway writes its own JSON access log; backends send their own Server/Date.
-        "access_log": False,
-        "server_header": False,
-        "date_header": False,
-        "log_config": None,
-        "log_level": settings.log_level.lower(),
-    }
-    options.update(overrides)
-    return uvicorn.Config(app if app is not None else create_app(settings), **options)
+    return uvicorn_config(
+        app if app is not None else create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        context=context,
+        graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+        log_level=settings.log_level,
+        **{
+            "loop": "uvloop",
+            # The gateway writes its own JSON access log; backends send their own Date.
+            "access_log": False,
+            "date_header": False,
+            "log_config": None,
+            **overrides,
+        },
+    )
 
 
 def build_server(settings: GatewaySettings, **overrides: Any) -> uvicorn.Server:

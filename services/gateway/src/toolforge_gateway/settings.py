@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
+
+from toolforge_auth.serving import FileSettings, load_file_settings
 
 __all__ = [
     "DEFAULT_UNAUTHENTICATED_SUFFIXES",
@@ -102,7 +99,7 @@ def _default_routes() -> dict[str, RouteSettings]:
     }
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(FileSettings):
     """Everything the gateway reads at start-up. See ``services/gateway/README.md``."""
 
     model_config = SettingsConfigDict(
@@ -184,22 +181,6 @@ class GatewaySettings(BaseSettings):
                 raise ValueError(f"unauthenticated suffix {suffix!r} must start with '/'")
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then the environment, then the YAML file if one is configured
-        (see :func:`load_settings`); no ``.env`` or secrets directory."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if settings_cls.model_config.get("yaml_file"):
-            sources.append(YamlConfigSettingsSource(settings_cls))
-        return tuple(sources)
-
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> GatewaySettings:
     """Settings from ``overrides``, the environment and ``config_file`` (YAML mapping of the
@@ -208,12 +189,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> GatewayS
     Raises :class:`pydantic.ValidationError` for invalid values and :class:`OSError` when
     ``config_file`` cannot be read.
     """
-    if config_file is None:
-        return GatewaySettings(**overrides)
-    # Fail on a missing file (YamlConfigSettingsSource would silently skip it).
-    config_file.read_bytes()
-
-    class _FromFile(GatewaySettings):
-        model_config = SettingsConfigDict(yaml_file=config_file)
-
-    return _FromFile(**overrides)
+    return load_file_settings(GatewaySettings, config_file, **overrides)

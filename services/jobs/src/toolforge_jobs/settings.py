@@ -13,19 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
+from toolforge_auth.serving import FileSettings, load_file_settings
 from toolforge_auth.settings import AuthSettings
 
 __all__ = ["JobsSettings", "load_settings"]
 
 
-class JobsSettings(BaseSettings):
+class JobsSettings(FileSettings):
     """Everything the jobs API reads at start-up. See ``services/jobs/README.md``.
 
     Durations are in seconds.
@@ -93,22 +89,6 @@ class JobsSettings(BaseSettings):
             backend_ca_file=self.backend_ca_file, gateway_peer_cns=list(self.gateway_peer_cns)
         )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then the environment, then the YAML file if one is configured
-        (see :func:`load_settings`); no ``.env`` or secrets directory."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if settings_cls.model_config.get("yaml_file"):
-            sources.append(YamlConfigSettingsSource(settings_cls))
-        return tuple(sources)
-
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSettings:
     """Settings from ``overrides``, the environment and ``config_file`` (YAML mapping of the
@@ -117,12 +97,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSett
     Raises :class:`pydantic.ValidationError` for invalid values and :class:`OSError` when
     ``config_file`` cannot be read.
     """
-    if config_file is None:
-        return JobsSettings(**overrides)
-    # Fail on a missing file (YamlConfigSettingsSource would silently skip it).
-    config_file.read_bytes()
-
-    class _FromFile(JobsSettings):
-        model_config = SettingsConfigDict(yaml_file=config_file)
-
-    return _FromFile(**overrides)
+    return load_file_settings(JobsSettings, config_file, **overrides)

@@ -74,7 +74,14 @@ BUILDS = spec(
             ],
             "get": operation("list_builds", ref("JobList")),
         },
-        "/v1/tool/{tool}/error": {"get": operation("error", ref("Error"))},
+        "/v1/tool/{tool}/error": {
+            "get": {
+                **operation("error", ref("Error")),
+                "parameters": [
+                    {"name": "tool", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
     },
     {
         "Health": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
@@ -125,19 +132,13 @@ def test_merge_keeps_identical_components_once_and_renames_conflicts() -> None:
     assert "Tool" in merged["components"]["parameters"]
 
 
-def test_merge_declares_path_parameters_the_backend_left_out() -> None:
-    """FastAPI leaves out {tool} when only a dependency (toolforge_auth's CurrentTool) reads
-    it; OpenAPI requires every template parameter to be declared."""
+def test_merge_keeps_declared_path_parameters_as_they_are() -> None:
     merged = merge_specs({"jobs": JOBS, "builds": BUILDS})
-    error = merged["paths"]["/builds/v1/tool/{tool}/error"]["get"]
-    assert error["parameters"] == [
-        {"name": "tool", "in": "path", "required": True, "schema": {"type": "string"}}
-    ]
-    # Declared ones, through a $ref or on the path item, are not repeated.
     jobs = merged["paths"]["/jobs/v1/tool/{tool}/jobs"]["get"]
     assert jobs["parameters"] == [{"$ref": "#/components/parameters/Tool"}]
     builds = merged["paths"]["/builds/v1/tool/{tool}/builds"]
     assert "parameters" not in builds["get"]
+    assert builds["parameters"][0]["name"] == "tool"
 
 
 def test_merge_makes_operation_ids_unique() -> None:

@@ -41,7 +41,6 @@ JSON = dict[str, Any]
 _COMPONENT_REF = re.compile(r"#/components/([^/]+)/([^/]+)")
 # Component kinds that are renamed and rewritten; securitySchemes are replaced (see above).
 _DROPPED_KINDS = frozenset({"securitySchemes"})
-_TEMPLATE = re.compile(r"\{([^{}/]+)\}")
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 MUTUAL_TLS = "mutualTLS"
 
@@ -116,42 +115,6 @@ def _component_renames(specs: Mapping[str, JSON]) -> dict[str, dict[ComponentKey
     return renames
 
 
-def _declare_path_parameters(path: str, item: JSON, components: JSON) -> None:
-    """Declare, on each operation of ``item``, the ``{name}`` template parameters of ``path``
-    that it leaves undeclared, as required strings (OpenAPI 3.1 section 4.8.12.1 requires
-    each to be declared). FastAPI omits those consumed only by a dependency, such as the
-    ``{tool}`` that ``toolforge_auth``'s ``CurrentTool`` reads."""
-    names = _TEMPLATE.findall(path)
-    if not names:
-        return
-
-    def declared(parameters: Any) -> set[str]:
-        found: set[str] = set()
-        for parameter in parameters if isinstance(parameters, list) else []:
-            if isinstance(parameter, dict) and isinstance(parameter.get("$ref"), str):
-                match = _COMPONENT_REF.fullmatch(parameter["$ref"])
-                if match and match.group(1) == "parameters":
-                    parameter = (components.get("parameters") or {}).get(match.group(2), {})
-            if isinstance(parameter, dict) and parameter.get("in") == "path":
-                found.add(str(parameter.get("name")))
-        return found
-
-    shared = declared(item.get("parameters"))
-    for method, operation in item.items():
-        if method not in _HTTP_METHODS or not isinstance(operation, dict):
-            continue
-        have = shared | declared(operation.get("parameters"))
-        missing = [name for name in names if name not in have]
-        if missing:
-            operation["parameters"] = [
-                *(operation.get("parameters") or []),
-                *(
-                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                    for name in missing
-                ),
-            ]
-
-
 def _operations(spec: JSON) -> list[JSON]:
     return [
         operation
@@ -185,11 +148,7 @@ def merge_specs(
     components: dict[str, JSON] = {}
     tags: dict[str, JSON] = {}
     for route in sorted(specs):
-        spec = _rewrite_refs(specs[route], {})  # a copy, to add the undeclared parameters to
-        for path, item in (spec.get("paths") or {}).items():
-            if isinstance(item, dict):
-                _declare_path_parameters(path, item, spec.get("components") or {})
-        spec = _rewrite_refs(spec, renames[route])
+        spec = _rewrite_refs(specs[route], renames[route])
         for path, item in (spec.get("paths") or {}).items():
             if isinstance(item, dict):
                 item.pop("servers", None)

@@ -1,19 +1,20 @@
-"""Fixtures for the ``toolforge`` CLI tests (the harness is ``cli.harness``).
+"""Fixtures for the ``toolforge`` CLI tests that need no server (the harness is
+``cli.harness``):
 
 - ``cli_pki``: the platform PKI plus client certificates (tools alice and bob, an admin, a
   service, an expired alice);
-- ``home``: alice's home as onboarding leaves it; the CLI runs with ``HOME`` pointing at it;
-- ``jobs_api``: the jobs API test double over mTLS on 127.0.0.1, which STANDS IN FOR THE JOBS
-  API UNTIL IT EXISTS.
+- ``home``: alice's home as onboarding leaves it; the CLI runs with ``HOME`` pointing at it.
+
+The end-to-end tests (``test_cli_jobs_e2e.py``, ``test_cli_build_e2e.py``) use the real
+platform through the ``toolforge_dev.pytest_plugin`` fixtures instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli.harness import CliPKI, Home, RunningDouble, make_cli_pki, make_home, serve_double
+from cli.harness import CliPKI, Home, make_cli_pki, make_home
 
 
 @pytest.fixture(scope="session")
@@ -24,9 +25,3 @@ def cli_pki(tmp_path_factory: pytest.TempPathFactory) -> CliPKI:
 @pytest.fixture
 def home(tmp_path: Path, cli_pki: CliPKI) -> Home:
     return make_home(tmp_path / "home", cli_pki)
-
-
-@pytest.fixture
-def jobs_api(cli_pki: CliPKI) -> Iterator[RunningDouble]:
-    with serve_double(cli_pki) as running:
-        yield running

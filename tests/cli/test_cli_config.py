@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli.harness import CliPKI, Home, clean_env, run_cli, write_kubeconfig
+from cli.harness import CliPKI, Home, clean_env, closed_port_url, run_cli, write_kubeconfig
 
 from toolforge_admin.pki import load_cert
 from toolforge_cli.config import (
@@ -273,6 +273,16 @@ def test_cli_reports_invalid_api_url(home: Home) -> None:
     result = run_cli(["--api-url", "ftp://x", "jobs", "quota"], clean_env(home))
     assert result.exit_code == 1
     assert "api_url" in result.stderr
+
+
+def test_unreachable_gateway_exits_2_with_a_hint(home: Home) -> None:
+    url = closed_port_url()
+    result = run_cli(["jobs", "list"], clean_env(home, TOOLFORGE_API_URL=url))
+    assert result.exit_code == 2
+    assert f"error: cannot connect to {url}:" in result.stderr
+    assert "make run" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
 
 
 def test_help_needs_no_credentials(tmp_path: Path) -> None:

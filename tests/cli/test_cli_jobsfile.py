@@ -7,10 +7,12 @@ same job (``specs_equal``: what PATCH uses to answer "already up to date").
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cli.harness import Home, clean_env, closed_port_url, run_cli
 
 from toolforge_cli.errors import EXIT_USER
 from toolforge_cli.jobsfile import JobsFileError, dump_jobs_yaml, parse_jobs_file
@@ -362,3 +364,39 @@ def test_dump_writes_udp_ports_with_protocol_and_tcp_ports_as_numbers() -> None:
 
 def test_dump_of_no_jobs_loads_as_no_jobs() -> None:
     assert parse_jobs_file(dump_jobs_yaml([])) == []
+
+
+# -- through the command line: refused before any request -------------------------------------
+# The API URL is a closed port: a run that sent a request would fail with exit code 2
+# ("cannot connect"), so exit code 1 with the file's problems shows that nothing was sent.
+
+
+def test_load_refuses_a_bad_file_before_any_request(home: Home, tmp_path: Path) -> None:
+    env = clean_env(home, TOOLFORGE_API_URL=closed_port_url())
+    jobs_file = tmp_path / "jobs.yaml"
+    jobs_file.write_text("- {name: a, command: x, image: i}\n- {name: a, comand: y, image: i}\n")
+    result = run_cli(["jobs", "load", str(jobs_file)], env)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {jobs_file} is not valid (2 problems); nothing was loaded",
+        "  entry 2 ('a'): missing required key 'command'",
+        "  entry 2 ('a'): unknown key 'comand' (did you mean 'command'?)",
+    ]
+    missing = run_cli(["jobs", "load", str(tmp_path / "nope.yaml")], env)
+    assert missing.exit_code == 1
+    assert f"error: cannot read {tmp_path / 'nope.yaml'}: No such file or directory" in (
+        missing.stderr
+    )
+
+
+def test_load_of_a_job_not_in_the_file_is_refused_before_any_request(
+    home: Home, tmp_path: Path
+) -> None:
+    jobs_file = tmp_path / "jobs.yaml"
+    jobs_file.write_text("- {name: a, command: x, image: bookworm}\n")
+    env = clean_env(home, TOOLFORGE_API_URL=closed_port_url())
+    result = run_cli(["jobs", "load", str(jobs_file), "--job", "other"], env)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: there is no job named 'other' in {jobs_file}\n"
+    dry = run_cli(["jobs", "load", str(jobs_file), "--job", "other", "--dry-run"], env)
+    assert (dry.exit_code, dry.stderr) == (1, result.stderr)

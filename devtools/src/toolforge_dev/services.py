@@ -198,19 +198,31 @@ class PlatformServices:
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM every service (the gateway first) and wait for each to drain and exit."""
         for service in self.services()[::-1]:
-            pid = self._pid(service.name)
-            if pid is None or not _alive(pid):
-                continue
-            self.progress(f"  stopping {service.name}")
+            self._stop(service.name, timeout)
+
+    def stop_service(self, name: str, timeout: float = 15) -> None:
+        """Stop only the service ``name`` (``"jobs-api"``, ``"builds-api"``, ``"gateway"``)
+        like :meth:`stop` does, SIGKILL after ``timeout`` seconds; :meth:`start` starts it
+        again. Tests use it for a real backend outage. Raises :class:`ValueError` for an
+        unknown name."""
+        if name not in {s.name for s in self.services()}:
+            raise ValueError(f"no platform service named {name!r}")
+        self._stop(name, timeout)
+
+    def _stop(self, name: str, timeout: float) -> None:
+        pid = self._pid(name)
+        if pid is None or not _alive(pid):
+            return
+        self.progress(f"  stopping {name}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self._pid_path(service.name).unlink(missing_ok=True)
+                os.kill(pid, signal.SIGKILL)
+        self._pid_path(name).unlink(missing_ok=True)
 
     def health(self) -> dict[str, bool]:
         """Service name -> healthy now."""

@@ -8,7 +8,11 @@ the published Go modules:
   that pins each staging module (``k8s.io/api``, ...) to the matching ``v0.34.x`` tag;
 - etcd from ``go.etcd.io/etcd/server/v3``, through ``devtools/go/etcd`` the same way;
 - CoreDNS with ``go install github.com/coredns/coredns@<version>``;
-- for the benchmarks only, vegeta, through ``devtools/go/vegeta``.
+- for the benchmarks only, vegeta, through ``devtools/go/vegeta``;
+- Helm (``helm.sh/helm/v4``, the newest release line the proxy serves) for the charts, through
+  ``devtools/go/helm``;
+- the CNCF distribution registry (``github.com/distribution/distribution/v3``), the real
+  registry that tool images are pushed to, through ``devtools/go/registry``.
 
 The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
 to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
@@ -182,14 +186,38 @@ def vegeta() -> GoComponent:
     )
 
 
+def helm() -> GoComponent:
+    """Helm, built from ``helm.sh/helm/v4`` with its version stamped in (``helm version``)."""
+    module = GO_MODULES_DIR / "helm"
+    version = _required_version(module / "go.mod", "helm.sh/helm/v4")
+    return GoComponent(
+        name="helm",
+        version=version,
+        binaries=(("helm", "helm.sh/helm/v4/cmd/helm"),),
+        module_dir=module,
+        ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={version}",
+    )
+
+
+def registry() -> GoComponent:
+    """The CNCF distribution registry (``registry serve config.yml``)."""
+    module = GO_MODULES_DIR / "registry"
+    return GoComponent(
+        name="registry",
+        version=_required_version(module / "go.mod", "github.com/distribution/distribution/v3"),
+        binaries=(("registry", "github.com/distribution/distribution/v3/cmd/registry"),),
+        module_dir=module,
+    )
+
+
 def bench_components() -> tuple[GoComponent, ...]:
     """Tools only the benchmarks need (``make bench``), not the cluster."""
     return (vegeta(),)
 
 
 def all_components() -> tuple[GoComponent, ...]:
-    """Every component the local cluster needs."""
-    return (etcd(), kubernetes(), coredns())
+    """Every component the local platform needs (cluster, registry, Helm)."""
+    return (etcd(), kubernetes(), coredns(), registry(), helm())
 
 
 @dataclass(frozen=True)
@@ -204,6 +232,7 @@ class Binaries:
     kube_proxy: Path
     kubectl: Path
     coredns: Path
+    registry: Path
 
     @classmethod
     def from_cache(cls) -> Binaries:
@@ -221,6 +250,7 @@ class Binaries:
             kube_proxy=k8s.path("kube-proxy"),
             kubectl=k8s.path("kubectl"),
             coredns=coredns().path("coredns"),
+            registry=registry().path("registry"),
         )
 
 

@@ -7,82 +7,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
+from builds.api_harness import builds_api
 from builds.tekton_standin import NAMESPACE, create_taskrun_pod, set_condition
 from kubernetes_asyncio import client as k8s
 
-from tlsserver import serve
-from toolforge_auth.tls import server_ssl_context
-from toolforge_builds.app import create_app
 from toolforge_builds.quota import quota_configmap_name
-from toolforge_builds.settings import BuildsSettings
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import fresh_tool_name
+from toolforge_dev.registry import LocalRegistry
 
 pytestmark = pytest.mark.cluster
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-SOURCE = "https://gitlab.wikimedia.org/toolforge-repos/sample-python-buildpack-app"
 REGISTRY_PASSWORD = "local-dev-registry-push-password"  # noqa: S105 - 30-builds.yaml
-
-
-def _settings(cluster: Cluster, **overrides: Any) -> BuildsSettings:
-    pki = cluster.pki_dir
-    values: dict[str, Any] = {
-        "kubeconfig": cluster.service_kubeconfig("builds-api"),
-        "tls_cert_file": pki / "builds-api-server.crt",
-        "tls_key_file": pki / "builds-api-server.key",
-        "backend_ca_file": pki / "backend-ca.crt",
-        "logs_poll_seconds": 0.2,
-        "ls_remote_timeout_seconds": 10,
-    }
-    values.update(overrides)
-    return BuildsSettings(**values)
-
-
-class Gateway:
-    """Calls one builds API instance as the gateway does (backend client cert + identity)."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def call(self, method: str, tool: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"ssl-client-subject-dn": f"CN={tool},O=toolforge"}
-        return await self.client.request(
-            method, f"/v1/tool/{tool}{path}", headers=headers, **kwargs
-        )
-
-    async def start(self, tool: str, **body: Any) -> httpx.Response:
-        return await self.call("POST", tool, "/builds", json={"source_url": SOURCE, **body})
-
-
-@asynccontextmanager
-async def builds_api(cluster: Cluster, **overrides: Any) -> AsyncIterator[Gateway]:
-    settings = _settings(cluster, **overrides)
-    context = server_ssl_context(
-        certfile=settings.tls_cert_file,
-        keyfile=settings.tls_key_file,
-        client_ca_files=[settings.backend_ca_file],
-        client_cert="optional",
-    )
-    client_context = ssl.create_default_context(cafile=str(settings.backend_ca_file))
-    client_context.load_cert_chain(
-        cluster.pki_dir / "gateway-backend-client.crt",
-        cluster.pki_dir / "gateway-backend-client.key",
-    )
-    async with (
-        serve(create_app(settings), context) as url,
-        httpx.AsyncClient(base_url=url, verify=client_context, timeout=60) as client,
-    ):
-        yield Gateway(client)
 
 
 async def _runs(admin_api: k8s.ApiClient, tool: str) -> list[dict[str, Any]]:
@@ -223,11 +166,11 @@ async def test_success_status_and_retention_prunes_only_finished(
 
 
 async def test_concurrent_starts_on_two_replicas_never_exceed_quota(
-    cluster: Cluster, admin_api: k8s.ApiClient, tools: tuple[str, str]
+    cluster: Cluster, admin_api: k8s.ApiClient, tools: tuple[str, str], registry: LocalRegistry
 ) -> None:
     tool, _ = tools
     async with (
-        builds_api(cluster, max_parallel_builds=4) as one,
+        builds_api(cluster, registry, max_parallel_builds=4) as one,
         builds_api(cluster, max_parallel_builds=4) as two,
     ):
         replies = await asyncio.gather(

@@ -41,6 +41,7 @@ def test_every_reference_route_is_there(spec: dict[str, Any]) -> None:
         ("PUT", "/v1/tool/{tool}/builds/{build_id}/cancel"),
         ("GET", "/v1/tool/{tool}/builds/{build_id}/logs"),
         ("GET", "/v1/tool/{tool}/quotas"),
+        ("POST", "/v1/tool/{tool}/clean"),
         ("GET", "/v1/healthz"),
         ("GET", "/metrics"),
     }

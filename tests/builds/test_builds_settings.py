@@ -62,3 +62,18 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, 
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="max_builds"):
         BuildsSettings(max_builds=3)  # type: ignore[call-arg]
+
+
+def test_registry_defaults_and_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = BuildsSettings()
+    assert settings.registry_storage_limit == 1 << 30  # REFERENCE.md: 1 GiB per tool
+    assert settings.registry_url is None  # https://<registry>
+    monkeypatch.setenv("TOOLFORGE_BUILDS_REGISTRY_STORAGE_LIMIT", "2GiB")
+    monkeypatch.setenv("TOOLFORGE_BUILDS_REGISTRY_PASSWORD", "env-registry-secret")
+    settings = BuildsSettings()
+    assert settings.registry_storage_limit == 2 << 30
+    assert settings.registry_password is not None
+    assert "env-registry-secret" not in repr(settings)
+    monkeypatch.setenv("TOOLFORGE_BUILDS_REGISTRY_STORAGE_LIMIT", "lots")
+    with pytest.raises(ValidationError, match="registry_storage_limit"):
+        BuildsSettings()

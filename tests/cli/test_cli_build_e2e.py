@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from builds.registry_push import manifest_exists, push_image, registry_client, tags_of
 from builds.tekton_standin import NAMESPACE, create_taskrun_pod, set_condition
 from kubernetes_asyncio import client as k8s
 
@@ -138,7 +139,7 @@ async def test_detached_build_lifecycle(
     assert f"Build '{build_id}' does not exist." in gone.stderr
 
 
-async def test_bad_input_is_a_user_error_and_clean_is_not_faked(
+async def test_bad_input_is_a_user_error(
     platform: PlatformServices, tool: Tool, admin_api: k8s.ApiClient, builds_cleanup: None
 ) -> None:
     bad = await atoolforge(tool, "build", "start", "http://example.org/app.git", "--detach")
@@ -146,10 +147,58 @@ async def test_bad_input_is_a_user_error_and_clean_is_not_faked(
     assert "source_url" in bad.stderr
     assert await _runs(admin_api, tool.name) == []
 
+
+def _storage(quota_json: str) -> dict[str, Any]:
+    categories = {c["name"]: c["items"] for c in json.loads(quota_json)["quota"]["categories"]}
+    (item,) = categories["Registry"]
+    return dict(item)
+
+
+async def test_quota_shows_registry_storage_and_clean_deletes_the_tools_images(
+    platform: PlatformServices, tool: Tool, other_tool: Tool
+) -> None:
+    registry = platform.registry()
+    async with registry_client(registry) as push:
+        web = await push_image(push, f"tool-{tool.name}/web", "latest", layers=[b"w" * 5000])
+        theirs = await push_image(push, f"tool-{other_tool.name}/web", "latest")
+
+    quota = await atoolforge(tool, "build", "quota", "-o", "json")
+    assert quota.returncode == 0, quota.stderr
+    storage = _storage(quota.stdout)
+    assert storage["used_bytes"] == sum(web.blobs.values())
+    table = await atoolforge(tool, "build", "quota")
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if line.startswith("Storage"))
+    assert row.split()[1:3] == ["1.00Gi", storage["used"]]
+    assert storage["used"].endswith("Ki")
+
+    # without --yes it asks, and "no" deletes nothing
+    declined = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "toolforge_cli", "build", "clean"],
+        env=tool_env(tool),
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert declined.returncode == 1
+    async with registry_client(registry) as check:
+        assert await tags_of(check, f"tool-{tool.name}/web") == ["latest"]
+
     clean = await atoolforge(tool, "build", "clean", "--yes")
-    assert clean.returncode == 1
-    assert "not available on this platform yet" in clean.stderr
-    assert "nothing was deleted" in clean.stderr
+    assert clean.returncode == 0, clean.stderr
+    assert "Deleted 1 image (1 manifest) from the registry: " in clean.stderr
+    assert f"/tool-{tool.name}/web:latest" in clean.stderr
+    async with registry_client(registry) as check:
+        assert await tags_of(check, f"tool-{tool.name}/web") == []
+        assert await manifest_exists(check, f"tool-{other_tool.name}/web", theirs.digest)
+    after = await atoolforge(tool, "build", "quota", "-o", "json")
+    assert _storage(after.stdout)["used_bytes"] == 0
+
+    nothing = await atoolforge(tool, "build", "clean", "--yes")
+    assert nothing.returncode == 0, nothing.stderr
+    assert "nothing was deleted" in nothing.stderr
 
 
 def _follow_start(tool: Tool) -> subprocess.Popen[str]:

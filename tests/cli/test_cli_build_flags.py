@@ -189,13 +189,29 @@ def test_quota_table() -> None:
             {
                 "name": "Builds",
                 "items": [{"name": "Parallel builds", "limit": "4", "used": "1", "available": "3"}],
-            }
+            },
+            {
+                "name": "Registry",
+                "items": [
+                    {
+                        "name": "Storage",
+                        "limit": "1.00Gi",
+                        "used": "12.50Mi",
+                        "available": "1011.50Mi",
+                        "limit_bytes": 1 << 30,
+                        "used_bytes": 13107200,
+                    }
+                ],
+            },
         ]
     }
     text = render(quota_tables(quota))
     assert "Builds" in text
     row = next(line for line in text.splitlines() if line.startswith("Parallel builds"))
     assert row.split()[2:] == ["4", "1", "3"]
+    assert "Registry" in text
+    row = next(line for line in text.splitlines() if line.startswith("Storage"))
+    assert row.split()[1:] == ["1.00Gi", "12.50Mi", "1011.50Mi"]  # the API's human units
 
 
 def test_log_lines_show_the_line_field_or_the_raw_text() -> None:

@@ -293,7 +293,8 @@ def quota(
         ReadFormat, typer.Option("-o", "--output", help="normal or json.")
     ] = ReadFormat.normal,
 ) -> None:
-    """Show the tool's build quota: limits, what is used and what is available."""
+    """Show the tool's build quotas: parallel builds, and the registry storage its images
+    use (human units; -o json adds exact bytes). Limits, use and what is available."""
     with builds_api(ctx) as api:
         data = api.quota()
         quota_data = mapping_field(data, "quota", api="builds")
@@ -359,7 +360,7 @@ def clean(
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete ALL images of the tool from the registry (jobs using them cannot start until
-    the next build)."""
+    the next build). Prints what was deleted; asks first unless --yes."""
     if not yes:
         typer.confirm("Delete all images of your tool from the registry?", abort=True, err=True)
     with builds_api(ctx) as api:

@@ -61,13 +61,15 @@ class BuildsApi:
         return self.client.request("PUT", f"{self._build(build_id)}/cancel")
 
     def clean(self) -> dict[str, Any]:
-        """POST ``/clean`` (delete the tool's images from the registry) -> ``{messages}``.
-        Not served by every builds API: 404/405 when it is missing."""
+        """POST ``/clean`` (delete the tool's images from the registry) ->
+        ``{deleted_images: [ref], deleted_manifests, messages}`` (``messages.info`` counts what
+        was deleted). Not served by older builds APIs: 404/405 when it is missing."""
         return self.client.request("POST", f"{self.base}/clean")
 
     def quota(self) -> dict[str, Any]:
         """GET ``/quotas`` -> ``{quota: {categories: [{name, items: [{name, limit, used,
-        available}]}]}, messages}``."""
+        available, limit_bytes?, used_bytes?}]}]}, messages}``: category ``Builds`` (parallel
+        builds) and ``Registry`` (item ``Storage``, human units plus exact bytes)."""
         return self.client.request("GET", f"{self.base}/quotas")
 
     def log_lines(self, build_id: str, *, follow: bool) -> Iterator[str]:

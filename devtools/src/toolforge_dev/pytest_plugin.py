@@ -6,6 +6,9 @@
 - ``admin_api`` (function): a kubernetes_asyncio ``ApiClient`` with cluster-admin rights.
 - ``onboarder`` (function): a :class:`~toolforge_admin.onboarding.ToolOnboarder` on it.
 - ``tool`` (function): a freshly onboarded tool with its own namespace, deleted afterwards.
+- ``registry`` (session): an image registry of its own (:meth:`LocalRegistry.standalone`, a
+  real ``registry serve`` on a free loopback port, TLS with its own CA, the build pods'
+  credentials); it needs no cluster.
 
 When a test that uses the cluster fails, the report gets the tail of every component's log
 and the events of the test's tool namespace.
@@ -30,6 +33,7 @@ from toolforge_dev import binaries as go_binaries
 from toolforge_dev import images
 from toolforge_dev.cli import admin_settings
 from toolforge_dev.cluster import COMPONENTS, Cluster
+from toolforge_dev.registry import LocalRegistry
 from toolforge_dev.services import PlatformServices
 
 
@@ -86,6 +90,19 @@ def platform(cluster: Cluster, pytestconfig: pytest.Config) -> Iterator[Platform
     if started:
         with _uncaptured(pytestconfig):
             services.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LocalRegistry]:
+    """A registry process of the test session (not the platform's), stopped at its end."""
+    with _uncaptured(pytestconfig):
+        go_binaries.registry().build(_progress)
+    instance = LocalRegistry.standalone(tmp_path_factory.mktemp("registry"))
+    instance.start()
+    yield instance
+    instance.stop()
 
 
 async def new_admin_api(cluster: Cluster) -> k8s.ApiClient:

@@ -1,4 +1,5 @@
-"""The platform APIs as local host processes next to the cluster: gateway, jobs API.
+"""The platform APIs as local host processes next to the cluster: image registry, jobs API,
+builds API, gateway.
 
 ``make run`` and the end-to-end tests start them with the certificates of
 :class:`toolforge_admin.pki.PlatformPKI` (in the cluster's ``pki/`` directory):
@@ -8,7 +9,12 @@
 - the jobs API on ``https://localhost:8444`` (backend CA), reached by the gateway over mTLS,
   acting as each tool through impersonation with its own cluster identity;
 - the builds API on ``https://localhost:8445`` (backend CA), with its own cluster identity
-  and RBAC in the ``image-build`` namespace only.
+  and RBAC in the ``image-build`` namespace only;
+- the image registry (CNCF distribution, :mod:`toolforge_dev.registry`) on
+  ``https://127.0.0.1:8446`` (server certificate from the cluster CA), htpasswd auth with the
+  credentials of the ``buildpacks-registry-auth`` Secret, data under ``<run dir>/registry``. The
+  builds API reads and deletes tool images there (``/quotas``, ``/clean``) with those
+  credentials.
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
@@ -31,13 +37,24 @@ from pathlib import Path
 import httpx
 import yaml
 
-from toolforge_dev.cluster import Cluster, ClusterError
+from toolforge_admin.pki import CertificateAuthority
+from toolforge_dev import binaries as go_binaries
+from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
+from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
 
-__all__ = ["BUILDS_API_PORT", "GATEWAY_PORT", "JOBS_API_PORT", "PlatformServices", "Service"]
+__all__ = [
+    "BUILDS_API_PORT",
+    "GATEWAY_PORT",
+    "JOBS_API_PORT",
+    "REGISTRY_PORT",
+    "PlatformServices",
+    "Service",
+]
 
 GATEWAY_PORT = 8443
 JOBS_API_PORT = 8444
 BUILDS_API_PORT = 8445
+REGISTRY_PORT = 8446
 
 Progress = Callable[[str], None]
 
@@ -53,6 +70,8 @@ class Service:
     #: Present a client certificate to the health URL (the gateway requires one; backends
     #: take none there and refuse one that is not from the backend CA).
     health_needs_cert: bool = False
+    #: HTTP Basic credentials for the health URL (the registry's ``/v2/`` needs them).
+    health_auth: tuple[str, str] | None = None
 
 
 class PlatformServices:
@@ -75,10 +94,37 @@ class PlatformServices:
     def _pid_path(self, name: str) -> Path:
         return self.cluster.directory / "pids" / f"{name}.pid"
 
+    def registry(self, *, issue_certificate: bool = False) -> LocalRegistry:
+        """The platform's registry: files in ``<run dir>/registry``, config in
+        ``<run dir>/config/registry.yml``. ``issue_certificate`` loads the cluster CA so that
+        :meth:`LocalRegistry.prepare` can issue the server certificate."""
+        pki = self.cluster.pki_dir
+        return LocalRegistry(
+            self.cluster.directory / "registry",
+            binary=go_binaries.registry().path("registry"),
+            ca=CertificateAuthority.load(pki, "cluster-ca") if issue_certificate else None,
+            ca_file=pki / "cluster-ca.crt",
+            credentials=builds_registry_credentials(),
+            # The node address, not loopback: pods (the in-cluster builds API of `make deploy`)
+            # reach it too, and it exists only on this machine's bridge.
+            host=NODE_IP,
+            port=REGISTRY_PORT,
+            config_path=self._config_path("registry.yml"),
+        )
+
     def services(self) -> list[Service]:
-        """The services in start order (backends before the gateway)."""
+        """The services in start order (the registry, backends, the gateway)."""
         python = sys.executable
+        registry = self.registry()
+        credentials = registry.credentials
         return [
+            Service(
+                name="registry",
+                argv=registry.argv(),
+                health_url=f"{registry.url}/v2/",
+                env=registry.env(),
+                health_auth=(credentials.username, credentials.password),
+            ),
             Service(
                 name="jobs-api",
                 argv=[
@@ -149,8 +195,10 @@ class PlatformServices:
         }
 
     def builds_api_config(self) -> dict[str, object]:
-        """The builds API's settings (``toolforge_builds.settings.BuildsSettings`` keys)."""
+        """The builds API's settings (``toolforge_builds.settings.BuildsSettings`` keys),
+        with the registry's URL, CA and credentials (``/quotas``, ``/clean``)."""
         pki = self.cluster.pki_dir
+        registry = self.registry()
         return {
             "host": "127.0.0.1",
             "port": BUILDS_API_PORT,
@@ -158,15 +206,25 @@ class PlatformServices:
             "tls_key_file": str(pki / "builds-api-server.key"),
             "backend_ca_file": str(pki / "backend-ca.crt"),
             "kubeconfig": str(self.cluster.service_kubeconfig("builds-api")),
+            "registry_url": registry.url,
+            "registry_ca_file": str(registry.ca_file),
+            "registry_username": registry.credentials.username,
+            "registry_password": registry.credentials.password,
         }
 
     def _write_configs(self) -> None:
+        self.registry(issue_certificate=True).prepare()
         for name, config in (
             ("gateway.yaml", self.gateway_config()),
             ("jobs-api.yaml", self.jobs_api_config()),
             ("builds-api.yaml", self.builds_api_config()),
         ):
-            self._config_path(name).write_text(yaml.safe_dump(config, sort_keys=False))
+            # 0600: the builds API's config holds the registry password.
+            path = self._config_path(name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(yaml.safe_dump(config, sort_keys=False))
+            path.chmod(0o600)
 
     # ----- life cycle -------------------------------------------------------------------------
 
@@ -174,8 +232,10 @@ class PlatformServices:
         """Start every service that is not running and wait until each is healthy.
 
         Raises :class:`ClusterError` with the service's log tail when one exits or stays
-        unhealthy for ``timeout`` seconds.
+        unhealthy for ``timeout`` seconds, or when the registry binary is not built.
         """
+        if not go_binaries.registry().is_built():
+            raise ClusterError("the registry binary is not built yet (run `make binaries`)")
         self._write_configs()
         for service in self.services():
             if self._alive(service.name):
@@ -201,10 +261,10 @@ class PlatformServices:
             self._stop(service.name, timeout)
 
     def stop_service(self, name: str, timeout: float = 15) -> None:
-        """Stop only the service ``name`` (``"jobs-api"``, ``"builds-api"``, ``"gateway"``)
-        like :meth:`stop` does, SIGKILL after ``timeout`` seconds; :meth:`start` starts it
-        again. Tests use it for a real backend outage. Raises :class:`ValueError` for an
-        unknown name."""
+        """Stop only the service ``name`` (``"registry"``, ``"jobs-api"``, ``"builds-api"``,
+        ``"gateway"``) like :meth:`stop` does, SIGKILL after ``timeout`` seconds; :meth:`start`
+        starts it again. Tests use it for a real backend outage. Raises :class:`ValueError` for
+        an unknown name."""
         if name not in {s.name for s in self.services()}:
             raise ValueError(f"no platform service named {name!r}")
         self._stop(name, timeout)
@@ -257,7 +317,8 @@ class PlatformServices:
     def _healthy(self, service: Service) -> bool:
         try:
             with self._client(service.health_needs_cert) as client:
-                return client.get(service.health_url).status_code == 200
+                reply = client.get(service.health_url, auth=service.health_auth)
+                return reply.status_code == 200
         except (httpx.HTTPError, OSError, ssl.SSLError):
             return False
 

@@ -8,7 +8,8 @@ gateway's certificate or identity header, 403 for another tool's path):
 - ``POST /v1/tool/{tool}/builds`` start; ``GET /v1/tool/{tool}/builds`` list (newest first);
 - ``GET /v1/tool/{tool}/builds/latest``; ``GET``/``DELETE /v1/tool/{tool}/builds/{id}``;
 - ``PUT /v1/tool/{tool}/builds/{id}/cancel``; ``GET /v1/tool/{tool}/builds/{id}/logs?follow=``;
-- ``GET /v1/tool/{tool}/quotas``;
+- ``POST /v1/tool/{tool}/clean`` (delete the tool's images from the registry);
+- ``GET /v1/tool/{tool}/quotas`` (parallel builds and registry storage);
 - ``GET /v1/healthz``, ``GET /metrics`` (also ``/v1/metrics``), ``GET /openapi.json``.
 
 Every response is an envelope with ``messages: {info, warning, error}``; every error (ours,
@@ -46,6 +47,7 @@ from toolforge_builds.models import (
     BuildResponse,
     BuildsResponse,
     CancelResponse,
+    CleanResponse,
     DeleteResponse,
     HealthResponse,
     Messages,
@@ -55,6 +57,7 @@ from toolforge_builds.models import (
     error_response,
     validation_messages,
 )
+from toolforge_builds.registry import RegistryClient
 from toolforge_builds.service import BuildsService
 from toolforge_builds.settings import BuildsSettings
 from toolforge_builds.storage import KubeStorage
@@ -78,6 +81,13 @@ _AUTH: _Responses = {
     503: _error("kube-apiserver cannot be reached; see Retry-After."),
 }
 _NOT_FOUND: _Responses = {404: _error("No such build of this tool.")}
+_REGISTRY: _Responses = {
+    502: _error(
+        "The cluster answered something unexpected, or the image registry refused the "
+        "builds API or answered something unexpected (details are logged, not returned)."
+    ),
+    503: _error("kube-apiserver or the image registry cannot be reached; see Retry-After."),
+}
 
 
 def _responses(*groups: Mapping[int | str, dict[str, Any]]) -> _Responses:
@@ -217,12 +227,18 @@ def create_app(settings: BuildsSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        storage = await KubeStorage.connect(settings)
-        app.state.builds_service = BuildsService(storage, settings)
+        registry = RegistryClient.from_settings(settings)
+        try:
+            storage = await KubeStorage.connect(settings)
+        except BaseException:
+            await registry.close()
+            raise
+        app.state.builds_service = BuildsService(storage, settings, registry)
         try:
             yield
         finally:
             await storage.close()
+            await registry.close()
 
     app = FastAPI(
         title="Toolforge builds API",
@@ -359,14 +375,43 @@ def create_app(settings: BuildsSettings) -> FastAPI:
             headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
         )
 
+    @app.post(
+        "/v1/tool/{tool}/clean",
+        tags=["registry"],
+        response_model=CleanResponse,
+        responses=_responses(_REGISTRY),
+    )
+    async def clean(tool: Tool, service: Service) -> Response:
+        """Delete all images of the tool (repositories ``tool-<tool>/...``) from the registry.
+        Their disk space is freed by the registry's next garbage collection."""
+        result = await service.clean(tool)
+        if result.images:
+            count = len(result.images)
+            info = [
+                f"Deleted {count} image{'s' if count != 1 else ''} "
+                f"({result.manifests} manifest{'s' if result.manifests != 1 else ''}) "
+                f"from the registry: {', '.join(result.images)}"
+            ]
+        else:
+            info = ["The tool has no images in the registry; nothing was deleted."]
+        return _reply(
+            CleanResponse(
+                deleted_images=list(result.images),
+                deleted_manifests=result.manifests,
+                messages=Messages(info=info),
+            )
+        )
+
     @app.get(
         "/v1/tool/{tool}/quotas",
         tags=["quotas"],
         response_model=QuotaResponse,
-        responses=_responses(),
+        responses=_responses(_REGISTRY),
     )
     async def quotas(tool: Tool, service: Service) -> Response:
-        """The tool's parallel-build quota and its use."""
+        """The tool's quotas and their use: parallel builds (category ``Builds``) and registry
+        storage (category ``Registry``, item ``Storage``, with exact ``limit_bytes`` and
+        ``used_bytes``: the distinct blobs of the tool's tagged images)."""
         return _reply(QuotaResponse(quota=await service.quotas(tool)))
 
     original_openapi = app.openapi

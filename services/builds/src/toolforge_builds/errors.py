@@ -2,8 +2,9 @@
 
 Every error reaches the user as the ``messages`` envelope with ``messages.error`` holding
 ``str(exc)`` (REFERENCE.md "Builds API (v1)"). Messages are written for the user and never hold
-a raw Kubernetes response body; the storage layer (:mod:`toolforge_builds.storage`) maps
-Kubernetes answers to these classes and logs the details.
+a raw Kubernetes or registry response body; the storage layer (:mod:`toolforge_builds.storage`)
+and the registry client (:mod:`toolforge_builds.registry`) map answers to these classes and log
+the details.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidObjectError",
     "NotFoundError",
     "QuotaExceededError",
+    "RegistryError",
     "UnavailableError",
 ]
 
@@ -80,5 +82,12 @@ class UnavailableError(BuildsAPIError):
 
 class ClusterError(BuildsAPIError):
     """502: the cluster answered something the API cannot make sense of (details logged)."""
+
+    status_code = 502
+
+
+class RegistryError(BuildsAPIError):
+    """502: the image registry refused the builds API (credentials, deletes disabled) or
+    answered something unexpected; the details are logged, never returned."""
 
     status_code = 502

@@ -57,6 +57,7 @@ __all__ = [
     "BuildStatus",
     "BuildsResponse",
     "CancelResponse",
+    "CleanResponse",
     "DeleteResponse",
     "HealthResponse",
     "Messages",
@@ -408,12 +409,15 @@ class CancelResponse(ResponseEnvelope):
 
 
 class QuotaItem(BaseModel):
-    """One quota line; values are human-readable quantities (``512.00Mi``) as upstream."""
+    """One quota line; values are human-readable quantities (``512.00Mi``) as upstream.
+    Storage lines also give exact byte counts in ``limit_bytes`` / ``used_bytes``."""
 
     name: str
     limit: str
     used: str
     available: str | None = None
+    limit_bytes: int | None = Field(default=None, description="Storage lines: limit in bytes.")
+    used_bytes: int | None = Field(default=None, description="Storage lines: bytes used.")
 
 
 class QuotaCategory(BaseModel):
@@ -427,6 +431,15 @@ class Quota(BaseModel):
 
 class QuotaResponse(ResponseEnvelope):
     quota: Quota
+
+
+class CleanResponse(ResponseEnvelope):
+    """``POST /clean``: the image references whose tags were deleted
+    (``<registry>/tool-<tool>/<name>:<tag>``) and how many manifests went (an image index
+    counts with each of its children)."""
+
+    deleted_images: list[str]
+    deleted_manifests: int
 
 
 class HealthResponse(ResponseEnvelope):

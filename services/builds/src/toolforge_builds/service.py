@@ -12,6 +12,13 @@
 - **cancel** merge-patches ``spec.status: Cancelled`` guarded by the ``resourceVersion`` it
   checked; 409 when the build has finished. **delete** removes the run and frees its slot.
 - **logs**: see :meth:`BuildsService.logs` and :mod:`toolforge_builds.logs`.
+- **registry** (:mod:`toolforge_builds.registry`): a tool's images are the repositories
+  ``tool-<tool>/...`` (REFERENCE.md ``APP_IMAGE``), nothing else. **quotas** adds the storage
+  they use: the distinct blobs (config + layers, index children included, deduplicated by
+  digest) of every *tagged* manifest, against ``registry_storage_limit``. **clean** deletes
+  every manifest reachable from the tags of those repositories (an index before its
+  children). The space of deleted blobs comes back only with the registry's offline
+  garbage collection, which is also why untagged data does not count as used.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from toolforge_builds import gitref
@@ -48,14 +56,28 @@ from toolforge_builds.logs import (
     pipeline_task_order,
     plan_log_sources,
 )
-from toolforge_builds.models import Build, BuildRequest, NewBuild, Quota, QuotaCategory, QuotaItem
+from toolforge_builds.models import (
+    Build,
+    BuildRequest,
+    NewBuild,
+    Quota,
+    QuotaCategory,
+    QuotaItem,
+)
 from toolforge_builds.quota import QuotaKeeper, random_suffix
+from toolforge_builds.registry import (
+    ImageManifest,
+    RegistryClient,
+    format_bytes,
+    storage_used,
+    tool_repository_prefix,
+)
 from toolforge_builds.retention import newest_first, runs_to_prune
 from toolforge_builds.settings import BuildsSettings
 from toolforge_builds.status import build_state, is_finished
 from toolforge_builds.storage import KubeStorage, Obj
 
-__all__ = ["PIPELINERUN_POD_LABEL", "BuildsService"]
+__all__ = ["PIPELINERUN_POD_LABEL", "BuildsService", "CleanResult", "ToolRepository"]
 
 #: Tekton labels every TaskRun pod with its PipelineRun (REFERENCE.md "Tekton facts").
 PIPELINERUN_POD_LABEL = "tekton.dev/pipelineRun"
@@ -66,12 +88,34 @@ def _not_found(build_id: str) -> NotFoundError:
     return NotFoundError(f"Build '{build_id}' does not exist.")
 
 
+@dataclass(frozen=True)
+class ToolRepository:
+    """One repository of a tool: its tags and the distinct manifests they reach (tagged
+    manifests first, each before its children)."""
+
+    name: str
+    tags: tuple[str, ...]
+    manifests: tuple[ImageManifest, ...]
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """What ``clean`` deleted: image references (``<registry>/<repository>:<tag>``) and the
+    number of manifests."""
+
+    images: tuple[str, ...]
+    manifests: int
+
+
 class BuildsService:
     """The builds API's operations for one verified tool name per call."""
 
-    def __init__(self, storage: KubeStorage, settings: BuildsSettings) -> None:
+    def __init__(
+        self, storage: KubeStorage, settings: BuildsSettings, registry: RegistryClient
+    ) -> None:
         self._storage = storage
         self._settings = settings
+        self._registry = registry
         self.quota = QuotaKeeper(
             storage,
             limit=settings.max_parallel_builds,
@@ -200,16 +244,87 @@ class BuildsService:
         raise ConflictError(f"Build '{build_id}' keeps changing; try again.")
 
     async def quotas(self, tool: str) -> Quota:
-        """The parallel-build quota and its use."""
+        """The parallel-build quota and the registry storage (bytes of the distinct blobs of
+        the tool's tagged images; REFERENCE.md: 1 GiB per tool), each with its use.
+
+        Raises:
+            UnavailableError: kube-apiserver or the registry cannot be reached (503).
+            RegistryError: the registry refused us or answered nonsense (502).
+        """
         used = len(await self.quota.active(tool))
         limit = self._settings.max_parallel_builds
-        item = QuotaItem(
+        builds = QuotaItem(
             name="Parallel builds",
             limit=str(limit),
             used=str(used),
             available=str(max(limit - used, 0)),
         )
-        return Quota(categories=[QuotaCategory(name="Builds", items=[item])])
+        repositories = await self.tool_repositories(tool)
+        stored = storage_used(m for repo in repositories for m in repo.manifests)
+        storage_limit = int(self._settings.registry_storage_limit)
+        storage = QuotaItem(
+            name="Storage",
+            limit=format_bytes(storage_limit),
+            used=format_bytes(stored),
+            available=format_bytes(max(storage_limit - stored, 0)),
+            limit_bytes=storage_limit,
+            used_bytes=stored,
+        )
+        return Quota(
+            categories=[
+                QuotaCategory(name="Builds", items=[builds]),
+                QuotaCategory(name="Registry", items=[storage]),
+            ]
+        )
+
+    # ----- registry -----------------------------------------------------------------------------
+
+    async def tool_repositories(self, tool: str) -> list[ToolRepository]:
+        """The tool's repositories (``tool-<tool>/...``), their tags and reachable manifests.
+        Manifests deleted while this runs are skipped."""
+        found = []
+        for name in await self._registry.repositories(tool_repository_prefix(tool)):
+            tags = await self._registry.tags(name)
+            manifests: dict[str, ImageManifest] = {}
+            for tag in tags:
+                manifest = await self._registry.manifest(name, tag)
+                if manifest is not None:
+                    await self._reach(name, manifest, manifests)
+            found.append(ToolRepository(name, tuple(tags), tuple(manifests.values())))
+        return found
+
+    async def _reach(
+        self, repository: str, manifest: ImageManifest, into: dict[str, ImageManifest]
+    ) -> None:
+        """Add ``manifest`` and, depth first, the children of an index (each digest once)."""
+        if manifest.digest in into:
+            return
+        into[manifest.digest] = manifest
+        for child in manifest.children:
+            if child not in into:
+                reached = await self._registry.manifest(repository, child)
+                if reached is not None:
+                    await self._reach(repository, reached, into)
+
+    async def clean(self, tool: str) -> CleanResult:
+        """Delete every manifest reachable from the tags of the tool's repositories (their
+        tags go with them); another tool's repositories are never listed, so never touched.
+
+        Raises:
+            UnavailableError: the registry cannot be reached (503); what was deleted stays
+                deleted, a retry deletes the rest.
+            RegistryError: the registry refused (e.g. deletes disabled) (502).
+        """
+        images: list[str] = []
+        deleted = 0
+        for repository in await self.tool_repositories(tool):
+            for manifest in repository.manifests:
+                if await self._registry.delete_manifest(repository.name, manifest.digest):
+                    deleted += 1
+            images += [f"{self._settings.registry}/{repository.name}:{t}" for t in repository.tags]
+        if images:
+            _log.info("deleted %d manifests of %s from the registry", deleted, tool)
+        return CleanResult(images=tuple(images), manifests=deleted)
 
     # ----- logs ----------------------------------------------------------------------------------
 

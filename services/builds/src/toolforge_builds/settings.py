@@ -6,7 +6,7 @@ here: they belong to :class:`toolforge_auth.settings.AuthSettings`.
 
 Defaults follow REFERENCE.md "Builds API (v1)": namespace ``image-build``, Pipeline
 ``buildpacks``, at most 4 parallel builds per tool, keep the newest 4 successful and
-2 failed runs.
+2 failed runs, registry storage 1 GiB per tool.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ByteSize, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from toolforge_auth.serving import FileSettings, load_file_settings
@@ -56,6 +56,37 @@ class BuildsSettings(FileSettings):
     registry: str = Field(
         default="registry.local",
         description="Registry host[:port]; images go to <registry>/tool-<tool>/<name>:latest.",
+    )
+    registry_url: str | None = Field(
+        default=None,
+        description="Base URL of the registry's HTTP API (Docker Registry HTTP API V2 / OCI "
+        "distribution spec) for /quotas and /clean; unset: https://<registry>.",
+    )
+    registry_ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle that verifies the registry's TLS certificate; unset: the "
+        "system trust store.",
+    )
+    registry_username: str | None = Field(
+        default=None,
+        description="HTTP Basic username at the registry (needs read and delete on the "
+        "tool-* repositories and the catalog); unset: anonymous.",
+    )
+    registry_password: SecretStr | None = Field(
+        default=None, description="Its password (never logged nor returned)."
+    )
+    registry_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Bound on one registry request."
+    )
+    registry_page_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Entries asked for per page of /v2/_catalog and /tags/list (`n`).",
+    )
+    registry_storage_limit: ByteSize = Field(
+        default=ByteSize(1 << 30),
+        description="Registry storage per tool shown by /quotas (REFERENCE.md: 1 GiB); "
+        "bytes, or a size such as '1GiB'.",
     )
     builder_image: str = Field(
         default="registry.local/toolforge/buildpacks-builder:latest",

@@ -8,10 +8,20 @@ import logging
 
 import httpx
 import pytest
-from gateway.gateway_harness import Backends, GatewayUnderTest
+from gateway.gateway_harness import (
+    Backends,
+    GatewayPKI,
+    GatewayUnderTest,
+    OddBackends,
+    free_port,
+    gateway_settings,
+    serving,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
+from toolforge_gateway.app import create_app
 from toolforge_gateway.logs import ACCESS_LOGGER, JSONFormatter
+from toolforge_gateway.server import build_config
 
 
 def samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -109,3 +119,46 @@ async def test_shutdown_drains_in_flight_requests(
     assert response.status_code == 200
     assert response.json() == {"slept": "1.0"}
     await asyncio.wait_for(gateway.task, timeout=5)
+
+
+async def test_health_port_answers_only_healthz_without_tls(
+    gw_pki: GatewayPKI, backends: Backends, odd_backends: OddBackends
+) -> None:
+    """The plain-HTTP health port (for kubelet probes) answers GET /healthz and nothing else:
+    no backend is ever reached through it, and the TLS port still requires a certificate."""
+    health_port = free_port()
+    settings = gateway_settings(gw_pki, backends, odd_backends).model_copy(
+        update={"health_port": health_port}
+    )
+    app = create_app(settings)
+    async with serving(build_config(settings, app, loop="asyncio")) as (running,):
+        base = f"http://127.0.0.1:{health_port}"
+        async with httpx.AsyncClient() as plain:
+            ok = await plain.get(f"{base}/healthz")
+            assert (ok.status_code, ok.json()) == (200, {"status": "OK"})
+            head = await plain.head(f"{base}/healthz")
+            assert head.status_code == 200
+            assert head.content == b""
+            seen_before = backends.seen()
+            for path in ("/jobs/v1/tool/alice/echo", "/metrics", "/openapi.json", "/"):
+                assert (await plain.get(f"{base}{path}")).status_code == 404, path
+            assert (await plain.post(f"{base}/healthz")).status_code == 404
+            assert backends.seen() == seen_before
+        # Garbage instead of HTTP: the connection is closed without an answer.
+        reader, writer = await asyncio.open_connection("127.0.0.1", health_port)
+        writer.write(b"\x16\x03\x01 not http\r\n\r\n")
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        # The TLS port is unchanged: without a client certificate the handshake fails (in TLS
+        # 1.3 the client learns it on its first read).
+        ctx = gw_pki.client_context(None)
+        with pytest.raises((httpx.ConnectError, httpx.ReadError)):
+            async with httpx.AsyncClient(verify=ctx) as anonymous:
+                await anonymous.get(f"{running.url}/healthz")
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as plain:
+            await plain.get(f"http://127.0.0.1:{health_port}/healthz")
+
+
+async def test_health_port_is_off_by_default(gateway: GatewayUnderTest) -> None:
+    assert gateway.app.settings.health_port is None

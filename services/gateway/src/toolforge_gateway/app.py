@@ -58,6 +58,7 @@ from toolforge_gateway.headers import (
     prepare_request_headers,
     prepare_response_headers,
 )
+from toolforge_gateway.health import start_health_server
 from toolforge_gateway.logs import ACCESS_LOGGER
 from toolforge_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from toolforge_gateway.openapi import SpecAggregator
@@ -237,6 +238,7 @@ class Gateway:
         self._retry_after = str(settings.retry_after_seconds).encode("ascii")
         self._backends: dict[str, _Backend] = {}
         self._openapi: SpecAggregator | None = None
+        self._health: asyncio.Server | None = None
 
     # -- lifespan -------------------------------------------------------------------------
 
@@ -259,9 +261,15 @@ class Gateway:
             server_url=self.settings.public_url,
             version=__version__,
         )
+        if self.settings.health_port is not None:
+            self._health = await start_health_server(self.settings.host, self.settings.health_port)
 
     async def shutdown(self) -> None:
-        """Close every backend connection pool."""
+        """Close the health listener and every backend connection pool."""
+        health, self._health = self._health, None
+        if health is not None:
+            health.close()
+            await health.wait_closed()
         backends, self._backends = self._backends, {}
         for backend in backends.values():
             await backend.aclose()

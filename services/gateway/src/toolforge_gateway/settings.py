@@ -112,6 +112,9 @@ class GatewaySettings(FileSettings):
     host: str = "0.0.0.0"  # noqa: S104 - a gateway listens on all interfaces by design
     #: Production port (a NodePort behind HAProxy; REFERENCE.md).
     port: int = Field(default=30003, ge=0, le=65535)
+    #: Plain-HTTP port that answers only ``GET /healthz``, for kubelet probes (which present no
+    #: client certificate); ``None`` (the default) opens no such port. See ``health.py``.
+    health_port: int | None = Field(default=None, ge=0, le=65535)
 
     #: The gateway's TLS server certificate and key (PlatformPKI ``gateway-server``).
     tls_cert_file: Path = Path("gateway-server.crt")

@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := python3 -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help deps apt uv python binaries images run up down status test lint format clean-cache
+.PHONY: help deps apt uv python binaries images run up deploy down status test lint format clean-cache
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ run: binaries images ## Bring the platform up in the foreground; Ctrl-C stops ev
 
 up: binaries images ## Bring the platform up in the background
 	@$(RUN) toolforge-dev up
+
+deploy: binaries images ## Run the APIs as pods: build their images, helm install the charts (NodePort 30003)
+	@$(RUN) toolforge-dev deploy
 
 down: python ## Stop the background platform and clean up
 	@$(RUN) toolforge-dev down

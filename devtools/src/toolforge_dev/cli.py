@@ -23,6 +23,7 @@ from toolforge_admin.cli import onboarder
 from toolforge_admin.onboarding import OnboardingError
 from toolforge_admin.settings import AdminSettings
 from toolforge_dev import binaries as go_binaries
+from toolforge_dev import deploy as deploy_mod
 from toolforge_dev import images
 from toolforge_dev.cluster import COMPONENTS, Cluster, ClusterError
 from toolforge_dev.services import PlatformServices
@@ -178,6 +179,46 @@ def up() -> None:
         raise typer.Exit(2) from exc
     console.print(_usage(cluster))
     console.print("Stop it with: [bold]make down[/]")
+
+
+@app.command()
+def deploy() -> None:
+    """Run the platform APIs as pods: build the service images, helm upgrade --install the
+    charts (values-local.yaml) into namespace toolforge-api and wait for the rollout.
+
+    Starts the cluster first if it is not up (and onboards the demo tool).
+    """
+    cluster = Cluster(progress=_progress)
+    try:
+        _start(cluster)
+        report = deploy_mod.deploy(cluster, progress=_progress)
+    except (
+        ClusterError,
+        go_binaries.BuildError,
+        OnboardingError,
+        deploy_mod.DeployError,
+        images.ImageBuildError,
+        images.ImageImportError,
+    ) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    demo_home = cluster.homes_dir / DEMO_TOOL
+    kubectl = go_binaries.kubernetes().path("kubectl")
+    took = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
+    console.print(
+        f"""
+[bold green]Deployed[/] into namespace {deploy_mod.NAMESPACE} ({took}).
+[bold]In-cluster gateway[/] {report.gateway_url} (NodePort), as the demo tool:
+  export TOOLFORGE_API_URL={report.gateway_url} \\
+         TOOLFORGE_CERT={demo_home}/.toolskube/client.crt \\
+         TOOLFORGE_KEY={demo_home}/.toolskube/client.key \\
+         TOOLFORGE_CA={cluster.pki_dir / "cluster-ca.crt"}
+  uv run toolforge jobs run hello --command "echo hello" --image python3.11 --wait
+  uv run toolforge jobs logs hello
+[bold]Pods[/]
+  {kubectl} --kubeconfig {cluster.admin_kubeconfig} -n {deploy_mod.NAMESPACE} get pods
+"""
+    )
 
 
 @app.command()

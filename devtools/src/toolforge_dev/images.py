@@ -403,28 +403,50 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 
 
 def write_oci_archive(spec: ImageSpec, layer: Path, out: Path, *, history: str) -> None:
-    """Pack the layer tar ``layer`` as an OCI image layout tar at ``out``.
+    """Pack the layer tar ``layer`` as a one-layer OCI image layout tar at ``out``.
 
-    ``index.json`` comes first (cheap to read back, see :func:`read_archive_index`); its one
-    manifest descriptor carries the ``io.containerd.image.name`` (``spec.ref``) and
-    ``org.opencontainers.image.ref.name`` (``spec.tag``) annotations. Every blob is in
-    ``blobs/sha256/<digest>``; the config has ``rootfs.diff_ids == [layer digest]``.
+    The container config has :data:`DEFAULT_ENV`, the spec's entrypoint/cmd and the label
+    ``dev.toolforge.recipe``; see :func:`write_oci_layout` for the archive's layout.
     """
-    layer_digest = "sha256:" + _sha256_file(layer)
-    layer_size = layer.stat().st_size
     container_config: dict[str, Any] = {"Env": list(DEFAULT_ENV)}
     if spec.entrypoint is not None:
         container_config["Entrypoint"] = list(spec.entrypoint)
     if spec.cmd is not None:
         container_config["Cmd"] = list(spec.cmd)
     container_config["Labels"] = {"dev.toolforge.recipe": spec.recipe_key()}
+    write_oci_layout(
+        out, ref=spec.ref, layers=[(layer, history)], container_config=container_config
+    )
+
+
+def write_oci_layout(
+    out: Path,
+    *,
+    ref: str,
+    layers: Sequence[tuple[Path, str]],
+    container_config: dict[str, Any],
+) -> None:
+    """Write an OCI image layout tar at ``out`` with ``layers`` (bottom first).
+
+    ``layers`` are ``(uncompressed layer tar, history line)`` pairs; ``container_config`` is the
+    image config's ``config`` object (``Env``, ``Entrypoint``, ``User``, ...). ``index.json``
+    comes first (cheap to read back, see :func:`read_archive_index`); its one manifest
+    descriptor carries the ``io.containerd.image.name`` (``ref``) and
+    ``org.opencontainers.image.ref.name`` (the tag) annotations. Every blob is in
+    ``blobs/sha256/<digest>``; the config's ``rootfs.diff_ids`` are the layer digests (the
+    layers are uncompressed, so digest and diff_id are the same). OCI image spec v1.1.
+    """
+    described = [
+        ("sha256:" + _sha256_file(layer), layer.stat().st_size, layer, history)
+        for layer, history in layers
+    ]
     config = _json_bytes(
         {
             "architecture": ARCHITECTURE,
             "os": "linux",
             "config": container_config,
-            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-            "history": [{"created_by": history}],
+            "rootfs": {"type": "layers", "diff_ids": [d for d, _, _, _ in described]},
+            "history": [{"created_by": h} for _, _, _, h in described],
         }
     )
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
@@ -437,7 +459,10 @@ def write_oci_archive(spec: ImageSpec, layer: Path, out: Path, *, history: str) 
                 "digest": config_digest,
                 "size": len(config),
             },
-            "layers": [{"mediaType": MEDIA_TYPE_LAYER, "digest": layer_digest, "size": layer_size}],
+            "layers": [
+                {"mediaType": MEDIA_TYPE_LAYER, "digest": d, "size": size}
+                for d, size, _, _ in described
+            ],
         }
     )
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
@@ -452,8 +477,8 @@ def write_oci_archive(spec: ImageSpec, layer: Path, out: Path, *, history: str) 
                     "size": len(manifest),
                     "platform": {"architecture": ARCHITECTURE, "os": "linux"},
                     "annotations": {
-                        ANNOTATION_CONTAINERD_NAME: spec.ref,
-                        ANNOTATION_REF_NAME: spec.tag,
+                        ANNOTATION_CONTAINERD_NAME: ref,
+                        ANNOTATION_REF_NAME: ref.rsplit(":", 1)[1],
                     },
                 }
             ],
@@ -466,11 +491,16 @@ def write_oci_archive(spec: ImageSpec, layer: Path, out: Path, *, history: str) 
         _add_dir(tar, "blobs/sha256")
         _add_bytes(tar, "blobs/sha256/" + manifest_digest.removeprefix("sha256:"), manifest)
         _add_bytes(tar, "blobs/sha256/" + config_digest.removeprefix("sha256:"), config)
-        info = tarfile.TarInfo("blobs/sha256/" + layer_digest.removeprefix("sha256:"))
-        info.size = layer_size
-        info.mode = 0o644
-        with open(layer, "rb") as f:
-            tar.addfile(info, f)
+        written: set[str] = set()
+        for digest, size, layer, _ in described:
+            if digest in written:
+                continue
+            written.add(digest)
+            info = tarfile.TarInfo("blobs/sha256/" + digest.removeprefix("sha256:"))
+            info.size = size
+            info.mode = 0o644
+            with open(layer, "rb") as f:
+                tar.addfile(info, f)
 
 
 @dataclass(frozen=True)

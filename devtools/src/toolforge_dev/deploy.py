@@ -1,0 +1,272 @@
+"""``make deploy``: the platform APIs as pods in the local cluster, installed by Helm.
+
+Steps (each reported through ``progress``):
+
+1. build Helm (cached Go component) and the three service images
+   (:mod:`toolforge_dev.service_images`), and import the images into the cluster's containerd;
+2. create the release namespace (:data:`NAMESPACE`), the pre-provisioned TLS Secrets from
+   the project's PKI (local mode: no cert-manager controller runs here) and the builds API's
+   registry password Secret (from the ``buildpacks-registry-auth`` manifest). The backend server
+   certificates already name the Services (``jobs-api``, ``builds-api``); the gateway's server
+   certificate names ``127.0.0.1``, which is where the NodePort is reached;
+3. ``helm upgrade --install --wait`` the charts in ``charts/`` with their ``values-local.yaml``,
+   the image tags (content keys) and the CA bundles, backends first;
+4. wait until the gateway answers through its NodePort (``https://127.0.0.1:30003``).
+
+The host-process services of ``make up`` keep running next to these pods; the in-cluster
+gateway has its own port. Charts: ``charts/README.md``.
+
+API: :func:`deploy` ``(cluster, progress) -> DeployReport``, :func:`helm_command`,
+:data:`CHARTS`, :data:`NAMESPACE`, :data:`NODE_PORT`. Errors: :class:`DeployError`.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from toolforge_dev import binaries as go_binaries
+from toolforge_dev import images, service_images
+from toolforge_dev.cluster import Cluster, _which
+from toolforge_dev.paths import REPO_ROOT, cache_dir
+from toolforge_dev.services import PlatformServices
+
+Progress = Callable[[str], None]
+
+#: Namespace of the releases.
+NAMESPACE = "toolforge-api"
+#: The gateway's node port (REFERENCE.md: 30003 in production).
+NODE_PORT = 30003
+CHARTS_DIR = REPO_ROOT / "charts"
+#: ``chart name -> service image name``, in install order (backends before the gateway).
+CHARTS: dict[str, str] = {
+    "jobs-api": "toolforge-jobs-api",
+    "builds-api": "toolforge-builds-api",
+    "gateway": "toolforge-gateway",
+}
+#: ``Secret name -> PKI file stem`` of the pre-provisioned TLS Secrets (local mode).
+TLS_SECRETS: dict[str, str] = {
+    "jobs-api-tls": "jobs-api-server",
+    "builds-api-tls": "builds-api-server",
+    "gateway-tls": "gateway-server",
+    "gateway-backend-client": "gateway-backend-client",
+}
+
+#: Secret with the registry password of the builds API (``values-local.yaml`` reads it).
+REGISTRY_SECRET = "builds-api-registry"  # noqa: S105 - a Secret's name, not a password
+
+
+class DeployError(RuntimeError):
+    """A deploy step failed; the message names the step and has the command's output."""
+
+
+@dataclass
+class DeployReport:
+    """What a deploy did: ``image_tags`` (chart -> tag), ``seconds`` per step."""
+
+    image_tags: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        """``https://127.0.0.1:30003``."""
+        return f"https://127.0.0.1:{NODE_PORT}"
+
+
+def helm_command(cluster: Cluster) -> list[str]:
+    """``helm`` with the cluster's admin kubeconfig (builds Helm first if needed)."""
+    helm = go_binaries.helm()
+    helm.build(progress=lambda _m: None)
+    return [str(helm.path("helm")), "--kubeconfig", str(cluster.admin_kubeconfig)]
+
+
+def kubectl_command(cluster: Cluster) -> list[str]:
+    """``kubectl`` with the cluster's admin kubeconfig."""
+    kubectl = go_binaries.kubernetes().path("kubectl")
+    return [str(kubectl), "--kubeconfig", str(cluster.admin_kubeconfig)]
+
+
+def _run(argv: Sequence[str], what: str, *, stdin: str | None = None, timeout: float = 600) -> str:
+    env = {**os.environ, "HELM_CACHE_HOME": str(_helm_home() / "cache")}
+    env["HELM_CONFIG_HOME"] = str(_helm_home() / "config")
+    env["HELM_DATA_HOME"] = str(_helm_home() / "data")
+    proc = subprocess.run(
+        list(argv),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise DeployError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr or proc.stdout}")
+    return proc.stdout
+
+
+def _helm_home() -> Path:
+    """Helm's cache, config and data directories, kept in the dev cache (not ``$HOME``)."""
+    return cache_dir() / "helm"
+
+
+def build_chart_dependencies(cluster: Cluster) -> None:
+    """``helm dependency build`` every chart (packs ``toolforge-common`` into its ``charts/``)."""
+    helm = helm_command(cluster)
+    for chart in CHARTS:
+        _run([*helm, "dependency", "build", str(CHARTS_DIR / chart)], f"helm dependency {chart}")
+
+
+def local_values_args(cluster: Cluster, chart: str, tag: str) -> list[str]:
+    """The ``helm`` value flags of ``chart`` for the local cluster: ``values-local.yaml``, the
+    image tag, the CA bundles from the PKI and the homes directory."""
+    pki = cluster.pki_dir
+    args = [
+        "-f",
+        str(CHARTS_DIR / chart / "values-local.yaml"),
+        "--set",
+        f"image.tag={tag}",
+        "--set-file",
+        f"caBundles.backend-ca={pki / 'backend-ca.crt'}",
+    ]
+    if chart == "gateway":
+        args += ["--set-file", f"caBundles.cluster-ca={pki / 'cluster-ca.crt'}"]
+    if chart == "jobs-api":
+        args += ["--set", f"config.homes_dir={cluster.homes_dir}"]
+    if chart == "builds-api":
+        registry = PlatformServices(cluster).registry()
+        args += [
+            "--set-file",
+            f"caBundles.registry-ca={registry.ca_file}",
+            "--set",
+            f"config.registry_url={registry.url}",
+            "--set",
+            f"config.registry_username={registry.credentials.username}",
+        ]
+    return args
+
+
+def _apply_tls_secrets(cluster: Cluster) -> None:
+    kubectl = kubectl_command(cluster)
+    namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
+    _run([*kubectl, "apply", "-f", "-"], "create namespace", stdin=namespace)
+    pki = cluster.pki_dir
+    for secret, stem in TLS_SECRETS.items():
+        manifest = _run(
+            [
+                *kubectl,
+                "create",
+                "secret",
+                "tls",
+                secret,
+                "-n",
+                NAMESPACE,
+                f"--cert={pki / f'{stem}.crt'}",
+                f"--key={pki / f'{stem}.key'}",
+                "--dry-run=client",
+                "-o",
+                "yaml",
+            ],
+            f"secret {secret}",
+        )
+        _run([*kubectl, "apply", "-f", "-"], f"apply secret {secret}", stdin=manifest)
+    password = PlatformServices(cluster).registry().credentials.password
+    manifest = _run(
+        [
+            *kubectl,
+            "create",
+            "secret",
+            "generic",
+            REGISTRY_SECRET,
+            "-n",
+            NAMESPACE,
+            "--from-literal=password=" + password,
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+        f"secret {REGISTRY_SECRET}",
+    )
+    _run([*kubectl, "apply", "-f", "-"], f"apply secret {REGISTRY_SECRET}", stdin=manifest)
+
+
+def wait_for_gateway(cluster: Cluster, timeout: float = 60) -> None:
+    """Wait until ``https://127.0.0.1:30003/healthz`` answers 200 (the cluster admin's client
+    certificate passes the handshake; ``/healthz`` needs no tool identity).
+
+    Raises :class:`DeployError` with the last error after ``timeout`` seconds.
+    """
+    pki = cluster.pki_dir
+    context = ssl.create_default_context(cafile=pki / "cluster-ca.crt")
+    context.load_cert_chain(pki / "admin-client.crt", pki / "admin-client.key")
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with httpx.Client(verify=context, timeout=5) as client:
+                response = client.get(f"https://127.0.0.1:{NODE_PORT}/healthz")
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(1)
+    raise DeployError(f"the in-cluster gateway did not answer on :{NODE_PORT}: {last}")
+
+
+def deploy(cluster: Cluster, progress: Progress = print) -> DeployReport:
+    """Build, import and install the three charts into the running local cluster, then wait
+    until the in-cluster gateway answers on its NodePort.
+
+    Raises :class:`DeployError` (a failed helm/kubectl step or an unhealthy gateway) and
+    :class:`toolforge_dev.images.ImageBuildError` (an image that cannot be built).
+    """
+    report = DeployReport()
+    started = time.monotonic()
+    archives = service_images.build_service_images(progress)
+    images.import_images(
+        archives.values(),
+        ctr=_which("ctr"),
+        address=cluster.containerd_socket,
+        progress=lambda m: progress(f"  {m}"),
+    )
+    report.seconds["images"] = time.monotonic() - started
+    by_name = {s.name: s for s in service_images.SERVICES}
+    report.image_tags = {
+        chart: service_images.content_key(by_name[image]) for chart, image in CHARTS.items()
+    }
+    step = time.monotonic()
+    progress(f"namespace {NAMESPACE} and TLS Secrets from the PKI")
+    _apply_tls_secrets(cluster)
+    build_chart_dependencies(cluster)
+    helm = helm_command(cluster)
+    for chart, tag in report.image_tags.items():
+        progress(f"helm upgrade --install {chart} (image tag {tag}), waiting for the rollout...")
+        chart_started = time.monotonic()
+        _run(
+            [
+                *helm,
+                "upgrade",
+                "--install",
+                chart,
+                str(CHARTS_DIR / chart),
+                "--namespace",
+                NAMESPACE,
+                *local_values_args(cluster, chart, tag),
+                "--wait",
+                "--timeout",
+                "5m",
+            ],
+            f"helm upgrade {chart}",
+        )
+        progress(f"  {chart}: rolled out in {time.monotonic() - chart_started:.0f} s")
+    wait_for_gateway(cluster)
+    report.seconds["helm"] = time.monotonic() - step
+    report.seconds["total"] = time.monotonic() - started
+    return report

@@ -4,9 +4,21 @@ Reproduce (cluster and platform services running, e.g. after ``make up``/``make 
 
     uv run python bench/jobs_api.py --sizes 10 100 1000 --requests 30 --runs 5
 
-Everything goes through the running gateway (``https://127.0.0.1:8443``) as one tool
-(``bench-jobs``, onboarded here and deleted at the end with all its jobs), with httpx
-presenting the tool's client certificate over one keep-alive connection.
+Everything goes through the running gateway (``https://127.0.0.1:8443``, or ``--gateway``) as
+one tool (``bench-jobs``, onboarded here and deleted at the end with all its jobs), with httpx
+presenting the tool's client certificate over one keep-alive connection. ``--jobs-api URL``
+names the jobs API whose ``/metrics`` are read (default the platform's,
+``https://localhost:8444``); with ``--direct`` the requests go straight to it, as the gateway
+sends them (its ``gateway-backend-client`` certificate and the ``ssl-client-subject-dn``
+header). To time a jobs API (and gateway) started by hand from a working tree next to the
+platform's, with copies of their config files (``<run dir>/config/``; the gateway's
+``routes.jobs.url`` pointing at the new jobs API)::
+
+    uv run python -m toolforge_jobs --config <run dir>/config/jobs-api.yaml --port 8454 &
+    uv run python -m toolforge_gateway --config gateway-8453.yaml &
+    uv run python bench/jobs_api.py --jobs-api https://localhost:8454 --direct
+    uv run python bench/jobs_api.py --jobs-api https://localhost:8454 \
+        --gateway https://127.0.0.1:8453
 
 1. **Latency against job count.** The tool's ResourceQuota allows 50 CronJobs; the admin client
    raises its ``count/cronjobs.batch`` to ``max(sizes) + 100`` first. Scheduled jobs
@@ -17,7 +29,10 @@ presenting the tool's client certificate over one keep-alive connection.
    kube-apiserver calls per request are read from the jobs API's Prometheus counter
    ``toolforge_jobs_kube_requests_total`` (``https://localhost:8444/metrics``) before and
    after single requests; the API is shared, so the minimum over 5 windows is reported
-   (another client's calls can only add to a window).
+   (another client's calls can only add to a window). Watch requests of the object cache
+   (resource ``<plural>/watch``) are long-lived and not counted. The first list at each size
+   after the creations is timed on its own (``list (first)``: it waits for the object cache to
+   show the last writes).
 2. **Create-to-running.** ``--runs`` one-off jobs (``sleep 60``), one after the other: API time
    is the POST's duration through the gateway; cluster time runs from the POST's response until
    the job's pod is in phase ``Running``, seen by polling the pod as the admin every 50 ms.
@@ -76,30 +91,50 @@ def _percentile(samples: list[float], pct: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
 
 
-def _tool_client(cluster: Cluster, ob: ToolOnboarder, base_url: str) -> httpx.AsyncClient:
-    context = ssl.create_default_context(cafile=cluster.pki_dir / "cluster-ca.crt")
+def _tool_client(
+    cluster: Cluster, ob: ToolOnboarder, gateway_url: str, jobs_api_url: str | None
+) -> httpx.AsyncClient:
+    """A client as the tool through the gateway, or as the gateway straight to the jobs API
+    when ``jobs_api_url`` is given."""
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    pki = cluster.pki_dir
+    if jobs_api_url is not None:
+        context = ssl.create_default_context(cafile=pki / "backend-ca.crt")
+        context.load_cert_chain(
+            pki / "gateway-backend-client.crt", pki / "gateway-backend-client.key"
+        )
+        return httpx.AsyncClient(
+            verify=context,
+            base_url=f"{jobs_api_url}/v1/tool/{TOOL}",
+            headers={"ssl-client-subject-dn": f"CN={TOOL},O=toolforge"},
+            timeout=60,
+            limits=limits,
+        )
+    context = ssl.create_default_context(cafile=pki / "cluster-ca.crt")
     context.load_cert_chain(ob.cert_path(TOOL), ob.key_path(TOOL))
     return httpx.AsyncClient(
-        verify=context,
-        base_url=f"{base_url}/jobs/v1/tool/{TOOL}",
-        timeout=60,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        verify=context, base_url=f"{gateway_url}/jobs/v1/tool/{TOOL}", timeout=60, limits=limits
     )
 
 
-def _metrics_client(cluster: Cluster) -> httpx.AsyncClient:
+def _metrics_client(cluster: Cluster, jobs_api_url: str) -> httpx.AsyncClient:
     context = ssl.create_default_context(cafile=cluster.pki_dir / "backend-ca.crt")
-    return httpx.AsyncClient(verify=context, base_url=f"https://localhost:{JOBS_API_PORT}")
+    return httpx.AsyncClient(verify=context, base_url=jobs_api_url)
 
 
 async def _kube_calls(metrics: httpx.AsyncClient) -> int:
-    """Sum of the jobs API's kube-apiserver call counter (all methods, resources, codes)."""
+    """Sum of the jobs API's kube-apiserver call counter (all methods, resources, codes),
+    without the object cache's watches."""
     response = await metrics.get("/metrics")
     response.raise_for_status()
     total = 0.0
     for family in text_string_to_metric_families(response.text):
         if family.name == KUBE_COUNTER:
-            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+            total += sum(
+                s.value
+                for s in family.samples
+                if s.name.endswith("_total") and not s.labels.get("resource", "").endswith("/watch")
+            )
     return int(total)
 
 
@@ -214,14 +249,17 @@ async def bench_tool(cluster: Cluster) -> AsyncIterator[tuple[ToolOnboarder, k8s
 async def run(args: argparse.Namespace) -> tuple[list[Latency], list[Startup]]:
     cluster = Cluster(progress=lambda _: None)
     platform = PlatformServices(cluster)
-    if not all(platform.health().values()):
-        sys.exit(f"the platform services are not all healthy: {platform.health()}")
+    health = platform.health()
+    if args.gateway is None and not args.direct and not health.get("gateway"):
+        sys.exit(f"the platform's gateway is not healthy: {health}")
+    gateway_url = args.gateway or platform.gateway_url
+    jobs_api_url = args.jobs_api or f"https://localhost:{JOBS_API_PORT}"
     latencies: list[Latency] = []
     async with bench_tool(cluster) as (ob, admin):
         await _raise_quota(admin, max(args.sizes) + 100)
         async with (
-            _tool_client(cluster, ob, platform.gateway_url) as client,
-            _metrics_client(cluster) as metrics,
+            _tool_client(cluster, ob, gateway_url, jobs_api_url if args.direct else None) as client,
+            _metrics_client(cluster, jobs_api_url) as metrics,
         ):
             created = 0
             for size in sorted(args.sizes):
@@ -236,9 +274,14 @@ async def run(args: argparse.Namespace) -> tuple[list[Latency], list[Startup]]:
                     "list": lambda: client.get("/jobs"),
                     "show": lambda: client.get("/jobs/sched-0000"),
                 }
-                listed = (await client.get("/jobs")).json()["jobs"]
+                start = time.perf_counter()
+                first = await client.get("/jobs")
+                first_ms = (time.perf_counter() - start) * 1000
+                listed = first.json()["jobs"]
                 if len(listed) != size:
                     raise RuntimeError(f"list returned {len(listed)} jobs, expected {size}")
+                latencies.append(Latency(size, "list (first)", first_ms, first_ms, -1))
+                print(_latency_row(latencies[-1]), flush=True)
                 for operation, request in requests.items():
                     samples = await _timed(request, args.requests)
                     calls = await _calls_per_request(metrics, request)
@@ -258,7 +301,8 @@ async def run(args: argparse.Namespace) -> tuple[list[Latency], list[Startup]]:
 
 
 def _latency_row(r: Latency) -> str:
-    return f"| {r.jobs} | {r.operation} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.kube_calls} |"
+    calls = "-" if r.kube_calls < 0 else str(r.kube_calls)
+    return f"| {r.jobs} | {r.operation} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {calls} |"
 
 
 def main() -> None:
@@ -267,6 +311,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="timed requests per case")
     parser.add_argument("--runs", type=int, default=5, help="one-off jobs for create-to-running")
     parser.add_argument("--create-concurrency", type=int, default=8)
+    parser.add_argument("--gateway", help="gateway base URL (default: the platform's)")
+    parser.add_argument(
+        "--jobs-api", help="the jobs API whose metrics are read (default: the platform's)"
+    )
+    parser.add_argument(
+        "--direct", action="store_true", help="send the requests straight to --jobs-api"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
 

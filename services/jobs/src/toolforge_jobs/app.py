@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolforge_auth.dependencies import CurrentTool, install_auth
+from toolforge_jobs.cache import ObjectCache
 from toolforge_jobs.errors import JobsAPIError, JobSpecError
 from toolforge_jobs.metrics import CONTENT_TYPE_LATEST, JobsMetrics
 from toolforge_jobs.models import (
@@ -237,8 +238,9 @@ JobName = Annotated[str, Path(description="The job's name.")]
 
 
 def create_app(settings: JobsSettings) -> FastAPI:
-    """The jobs API app for ``settings``. The kube-apiserver client is opened by the app's
-    lifespan (startup) and closed at shutdown.
+    """The jobs API app for ``settings``. The kube-apiserver client and the object cache
+    (``app.state.object_cache``, ``None`` when ``cache_enabled`` is false) are opened by the
+    app's lifespan (startup) and closed at shutdown, which stops every watch.
 
     Raises:
         OSError, ValueError: the backend CA file cannot be loaded.
@@ -248,10 +250,16 @@ def create_app(settings: JobsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage = await KubeStorage.connect(settings, metrics)
-        app.state.jobs_service = JobsService(storage, image_catalog(storage, settings), settings)
+        cache = ObjectCache(storage, metrics, settings) if settings.cache_enabled else None
+        app.state.object_cache = cache
+        app.state.jobs_service = JobsService(
+            storage, image_catalog(storage, settings), settings, cache=cache
+        )
         try:
             yield
         finally:
+            if cache is not None:
+                await cache.close()
             await storage.close()
 
     app = FastAPI(
@@ -296,7 +304,13 @@ def create_app(settings: JobsSettings) -> FastAPI:
     async def list_jobs(tool: Tool, service: Service) -> Response:
         """All jobs of the tool with their status."""
         result = await service.list_jobs(tool)
-        return _reply(JobListResponse(jobs=result.jobs, messages=Messages(warning=result.warnings)))
+        # model_construct: the jobs are built and checked already; validating the list again
+        # would run JobSpec's model validator once more per job.
+        return _reply(
+            JobListResponse.model_construct(
+                jobs=result.jobs, messages=Messages(warning=result.warnings)
+            )
+        )
 
     @app.post(
         "/v1/tool/{tool}/jobs",

@@ -10,7 +10,8 @@ holds a traceback or a raw Kubernetes response body.
   The storage layer (:mod:`toolforge_jobs.storage`) maps Kubernetes API errors to them:
   Forbidden -> :class:`ForbiddenError` (403), quota exceeded -> :class:`QuotaExceededError`
   (403, the quota message), NotFound -> :class:`NotFoundError` (404), AlreadyExists/Conflict ->
-  :class:`ConflictError` (409), Invalid -> :class:`InvalidObjectError` (422), apiserver
+  :class:`ConflictError` (409; 410 Gone, an expired ``resourceVersion``, as :class:`GoneError`),
+  Invalid -> :class:`InvalidObjectError` (422), apiserver
   unreachable, overloaded or timing out -> :class:`UnavailableError` (503 with ``Retry-After``).
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "ClusterError",
     "ConflictError",
     "ForbiddenError",
+    "GoneError",
     "InvalidObjectError",
     "JobSpecError",
     "JobsAPIError",
@@ -83,6 +85,12 @@ class ConflictError(JobsAPIError):
     """409: an object of that name exists, or it changed while we updated it."""
 
     status_code = 409
+
+
+class GoneError(ConflictError):
+    """409 to the user: Kubernetes answered 410 Gone, the ``resourceVersion`` asked for is older
+    than the apiserver keeps (Kubernetes API concepts, "Efficient detection of changes"). The
+    object cache (:mod:`toolforge_jobs.cache`) lists again when a watch gets it."""
 
 
 class InvalidObjectError(JobsAPIError):

@@ -35,10 +35,10 @@ import logging
 import re
 import secrets
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from toolforge_jobs.builders import (
     CONTAINER_NAME,
@@ -54,6 +54,7 @@ from toolforge_jobs.builders import (
     resolve_filelog_paths,
     schedule_actual_of,
 )
+from toolforge_jobs.cache import MANAGED_SELECTOR, SELECTIONS, ObjectCache
 from toolforge_jobs.errors import (
     BadRequestError,
     ClusterError,
@@ -79,19 +80,21 @@ from toolforge_jobs.models import (
     specs_equal,
 )
 from toolforge_jobs.settings import JobsSettings
-from toolforge_jobs.status import compute_status
+from toolforge_jobs.status import StatusReport, compute_status
 from toolforge_jobs.storage import KubeStorage, Obj, gather_all, namespace_of
 
 __all__ = ["MANAGED_SELECTOR", "JobsService", "ListResult", "image_catalog"]
 
 UID_ANNOTATION = "toolforge.org/uid"
 HOME_ANNOTATION = "toolforge.org/home"
-#: Label selector of every object the jobs API makes.
-MANAGED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 _NAME_LABEL = "app.kubernetes.io/name"
 _PLURAL = {"Job": "jobs", "CronJob": "cronjobs", "Deployment": "deployments", "Service": "services"}
 _EPOCH = dt.datetime.fromtimestamp(0, dt.UTC)
 _PUT_ATTEMPTS = 3
+#: Primary object versions whose spec and last Job are kept (:class:`_JobMemo`).
+_MEMO_SIZE = 16384
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 #: What reading a job from objects the tool may have edited by hand can raise (a missing
 #: field, a schedule croniter cannot read, a bad spec annotation): such objects are reported,
 #: not allowed to fail the whole request.
@@ -190,6 +193,38 @@ class _Snapshot:
         return out + self.events_for([deployment, *pods])
 
 
+@dataclass
+class _JobMemo:
+    """What one version of a primary object gives: its spec, image and cron line, and the
+    last status report and :class:`Job` built from them (a Job is immutable once built)."""
+
+    spec: JobSpec
+    image: str
+    schedule_actual: str | None
+    report: StatusReport | None = None
+    job: Job | None = None
+
+
+class _LRU(Generic[_K, _V]):
+    """A dict of at most ``size`` entries that drops the least recently used one."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[_K, _V] = OrderedDict()
+
+    def get(self, key: _K) -> _V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: _K, value: _V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class ListResult:
     """The jobs of a tool, and warnings about objects that could not be read as jobs."""
@@ -231,12 +266,15 @@ class JobsService:
         images: ImageCatalog,
         settings: JobsSettings,
         *,
+        cache: ObjectCache | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
         self._storage = storage
         self._images = images
         self._settings = settings
+        self._cache = cache
         self._clock = clock
+        self._memo: _LRU[tuple[str, str], _JobMemo] = _LRU(_MEMO_SIZE)
 
     # ----- reading --------------------------------------------------------------------
 
@@ -259,7 +297,21 @@ class JobsService:
         return primary
 
     def _job(self, primary: Obj, snap: _Snapshot, now: dt.datetime) -> Job:
-        spec = job_from_objects([primary])
+        """The job of ``primary`` with its status. The spec, image and cron line read from a
+        primary are kept per ``(uid, resourceVersion)``, and the :class:`Job` built last for
+        it is reused while its status report stays equal (:class:`_JobMemo`)."""
+        meta = _meta(primary)
+        key = (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
+        memo = self._memo.get(key) if all(key) else None
+        if memo is None:
+            memo = _JobMemo(
+                spec=job_from_objects([primary]),
+                image=image_of(primary),
+                schedule_actual=schedule_actual_of(primary),
+            )
+            if all(key):
+                self._memo.put(key, memo)
+        spec = memo.spec
         pods = snap.pods.get(spec.name, [])
         kind = primary.get("kind")
         children: list[Obj] = []
@@ -271,24 +323,38 @@ class JobsService:
         else:
             events = snap.events_for([primary, *pods])
         report = compute_status(primary, jobs=children, pods=pods, events=events, now=now)
-        return Job.from_spec(
-            spec,
-            image=image_of(primary),
-            status=report.status,
-            status_short=report.status_short,
-            status_long=report.status_long,
-            schedule_actual=schedule_actual_of(primary),
+        if memo.job is None or memo.report != report:
+            memo.report = report
+            memo.job = Job.from_spec(
+                spec,
+                image=memo.image,
+                status=report.status,
+                status_short=report.status_short,
+                status_long=report.status_long,
+                schedule_actual=memo.schedule_actual,
+            )
+        return memo.job
+
+    async def _list_objects(self, tool: str) -> dict[str, list[Obj]]:
+        """What ``list`` reads (:data:`~toolforge_jobs.cache.SELECTIONS`): from the object
+        cache when it can answer, else from the apiserver (5 lists in parallel)."""
+        if self._cache is not None:
+            cached = await self._cache.read(tool)
+            if cached is not None:
+                return cached
+        found = await gather_all(
+            *(
+                self._storage.list(tool, resource, label_selector=label, field_selector=field)
+                for resource, (label, field) in SELECTIONS.items()
+            )
         )
+        return dict(zip(SELECTIONS, found, strict=True))
 
     async def list_jobs(self, tool: str) -> ListResult:
         """All jobs of the tool, sorted by name, with their status."""
-        jobs, cronjobs, deployments, pods, events = await gather_all(
-            self._storage.list(tool, "jobs", label_selector=MANAGED_SELECTOR),
-            self._storage.list(tool, "cronjobs", label_selector=MANAGED_SELECTOR),
-            self._storage.list(tool, "deployments", label_selector=MANAGED_SELECTOR),
-            self._storage.list(tool, "pods", label_selector=MANAGED_SELECTOR),
-            self._storage.list(tool, "events", field_selector="reason=FailedCreate"),
-        )
+        objects = await self._list_objects(tool)
+        jobs, cronjobs, deployments = objects["jobs"], objects["cronjobs"], objects["deployments"]
+        pods, events = objects["pods"], objects["events"]
         snap = _Snapshot.build(jobs, pods, events)
         now = self._clock()
         result: list[Job] = []

@@ -58,6 +58,22 @@ class JobsSettings(FileSettings):
     #: refused (502) instead of being mounted; ``null`` trusts the annotation.
     homes_dir: Path | None = None
 
+    #: The per-tool object cache that serves ``list`` (:mod:`toolforge_jobs.cache`): a tool
+    #: that lists gets a watch of its Jobs, CronJobs, Deployments, pods and FailedCreate
+    #: events (5 watches, as the tool). ``false`` reads the apiserver on every list.
+    cache_enabled: bool = True
+    #: A tool's watches stop when it has not listed for this long.
+    cache_idle_seconds: float = Field(default=600.0, gt=0)
+    #: Most tools cached at once; the tool that listed least recently is dropped for a new
+    #: one. The watch connection pool holds 5 per tool.
+    cache_max_tools: int = Field(default=64, ge=1)
+    #: ``timeoutSeconds`` of each watch request; the watch is then opened again from the
+    #: last resourceVersion seen (no new list).
+    cache_watch_seconds: int = Field(default=300, ge=10)
+    #: How long a list waits for a tool's first cache fill, or for the cache to show a write
+    #: made through this API, before it reads the apiserver directly instead.
+    cache_wait_seconds: float = Field(default=5.0, gt=0)
+
     #: ConfigMap with key ``images-v1.yaml`` listing the images (REFERENCE.md).
     image_config_namespace: str = "tf-public"
     image_config_name: str = "image-config"

@@ -13,8 +13,14 @@ connection pool of ``kube_max_connections``) authenticated as the API's own iden
   (ConfigMap ``tf-public/image-config``).
 
 Objects are plain JSON dicts (camelCase, as the API serves them): responses are read with
-``_preload_content=False`` and parsed with :mod:`json`, skipping the generated model classes.
+``_preload_content=False`` and parsed with orjson, skipping the generated model classes.
 Listed items get their ``kind`` and ``apiVersion`` filled in.
+
+Watches (:meth:`KubeStorage.watch`, used by :mod:`toolforge_jobs.cache`) are long requests;
+they use a second connection pool (``cache_max_tools`` x 5 connections) so that they cannot
+take the connections of ordinary requests. After every successful write as a tool, the
+``write_listener`` (the cache) is told the tool, the resource and the answer, so that reads
+from the cache can wait until they include the write.
 
 Errors: every failure becomes a :class:`~toolforge_jobs.errors.JobsAPIError`, with Kubernetes'
 human message (never the response body) for the user, and the details in the log:
@@ -26,7 +32,8 @@ Kubernetes answer                      error (HTTP status)
 403 other                              :class:`ForbiddenError` (403)
 404                                    :class:`NotFoundError` (404), or ``None``/``False``
                                        from :meth:`get`/:meth:`delete`
-409 AlreadyExists / Conflict, 410      :class:`ConflictError` (409)
+409 AlreadyExists / Conflict           :class:`ConflictError` (409)
+410 Gone (expired resourceVersion)     :class:`GoneError` (a ConflictError, 409)
 422 Invalid                            :class:`InvalidObjectError` (422)
 400                                    :class:`BadRequestError` (400)
 429, 502-504, no answer, timeout       :class:`UnavailableError` (503, ``Retry-After``)
@@ -37,16 +44,17 @@ Kubernetes answer                      error (HTTP status)
 from __future__ import annotations
 
 import asyncio
-import json
+import copy
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
@@ -55,26 +63,37 @@ from toolforge_jobs.errors import (
     ClusterError,
     ConflictError,
     ForbiddenError,
+    GoneError,
     InvalidObjectError,
     JobsAPIError,
     NotFoundError,
     QuotaExceededError,
     UnavailableError,
 )
+from toolforge_jobs.logs import LineSplitter
 from toolforge_jobs.metrics import JobsMetrics
 from toolforge_jobs.settings import JobsSettings
 
 __all__ = [
     "RESOURCES",
     "TOOL_GROUP",
+    "WATCHED",
     "KubeStorage",
     "Obj",
     "Resource",
+    "WriteListener",
     "gather_all",
     "namespace_of",
 ]
 
 Obj = dict[str, Any]
+#: Called after each successful write as a tool: ``(tool, resource plural, the answer)``; the
+#: answer is the object written (create, replace, patch, delete) or the list of deleted
+#: objects (delete_collection).
+WriteListener = Callable[[str, str, Obj], None]
+_Items = list[Obj]
+#: Longest watch event line read (a whole object; etcd stores objects up to 1.5 MiB).
+_MAX_WATCH_LINE = 16 * 1024 * 1024
 
 #: The group every impersonated request carries (the tools' group; REFERENCE.md).
 TOOL_GROUP = "toolforge"
@@ -131,6 +150,8 @@ RESOURCES: dict[str, Resource] = _resources(
     Resource("/api/v1", "configmaps", "ConfigMap", "v1"),
 )
 _BY_KIND = {r.kind: r for r in RESOURCES.values()}
+#: The resources the object cache watches per tool (:mod:`toolforge_jobs.cache`).
+WATCHED = ("jobs", "cronjobs", "deployments", "pods", "events")
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -143,8 +164,8 @@ def namespace_of(tool: str) -> str:
 def _status_message(body: bytes) -> tuple[str, str]:
     """``(reason, message)`` of a Kubernetes ``Status`` body ('' when it is not one)."""
     try:
-        status = json.loads(body)
-    except ValueError:
+        status = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return "", ""
     if not isinstance(status, dict):
         return "", ""
@@ -167,8 +188,11 @@ class KubeStorage:
         timeout: float,
         retry_after: int,
         max_log_streams: int,
+        watch_api: k8s.ApiClient | None = None,
     ) -> None:
         self._api = api
+        self._watch_api = watch_api or api
+        self.write_listener: WriteListener | None = None
         self._metrics = metrics
         self._timeout = timeout
         self._retry_after = retry_after
@@ -193,17 +217,24 @@ class KubeStorage:
         conf.connection_pool_maxsize = settings.kube_max_connections
         api = k8s.ApiClient(conf)
         api.user_agent = "toolforge-jobs-api"
+        watch_conf = copy.copy(conf)
+        watch_conf.connection_pool_maxsize = settings.cache_max_tools * len(WATCHED) + 1
+        watch_api = k8s.ApiClient(watch_conf)
+        watch_api.user_agent = "toolforge-jobs-api"
         return cls(
             api,
             metrics,
             timeout=settings.kube_timeout_seconds,
             retry_after=settings.retry_after_seconds,
             max_log_streams=settings.logs_max_streams,
+            watch_api=watch_api,
         )
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._api.close()
+        if self._watch_api is not self._api:
+            await self._watch_api.close()
 
     # ----- the one request path -----------------------------------------------------------
 
@@ -218,6 +249,7 @@ class KubeStorage:
         body: Any = None,
         content_type: str | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        api: k8s.ApiClient | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; returns the (unread) 2xx response or raises a mapped error."""
         headers = {"Accept": "application/json"}
@@ -230,7 +262,7 @@ class KubeStorage:
             headers["Content-Type"] = content_type
         started = time.perf_counter()
         try:
-            response: aiohttp.ClientResponse = await self._api.call_api(
+            response: aiohttp.ClientResponse = await (api or self._api).call_api(
                 path,
                 method,
                 query_params=query or [],
@@ -263,12 +295,15 @@ class KubeStorage:
         finally:
             response.release()
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             _log.error("%s %s: response is not JSON: %s", method, path, exc)
             raise ClusterError("the Kubernetes API answered something unexpected") from exc
         if not isinstance(data, dict):
             raise ClusterError("the Kubernetes API answered something unexpected")
+        tool = kwargs.get("tool")
+        if method != "GET" and tool is not None and self.write_listener is not None:
+            self.write_listener(tool, kwargs["label"], data)
         return data
 
     def _unreachable(self, method: str, path: str, exc: BaseException) -> UnavailableError:
@@ -308,8 +343,10 @@ class KubeStorage:
             error, kind = ForbiddenError(message), "forbidden"
         elif status == 404:
             error, kind = NotFoundError(message), "not_found"
-        elif status in (409, 410):
+        elif status == 409:
             error, kind = ConflictError(message), "conflict"
+        elif status == 410:
+            error, kind = GoneError(message), "conflict"
         elif status == 422:
             error, kind = InvalidObjectError(message), "invalid"
         elif status == 400:
@@ -340,20 +377,99 @@ class KubeStorage:
     ) -> list[Obj]:
         """Objects of ``resource`` (plural, a key of :data:`RESOURCES`) in the tool's namespace,
         with ``kind`` and ``apiVersion`` set."""
-        res = RESOURCES[resource]
-        query = []
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
-        data = await self._json(
-            "GET", res.collection(namespace_of(tool)), label=resource, tool=tool, query=query
+        items, _ = await self.list_versioned(
+            tool, resource, label_selector=label_selector, field_selector=field_selector
         )
-        items: list[Obj] = data.get("items") or []
+        return items
+
+    async def list_versioned(
+        self,
+        tool: str,
+        resource: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[_Items, str]:
+        """:meth:`list`, and the list's ``metadata.resourceVersion`` (where a watch of the
+        same collection starts; '' when the apiserver gave none)."""
+        res = RESOURCES[resource]
+        data = await self._json(
+            "GET",
+            res.collection(namespace_of(tool)),
+            label=resource,
+            tool=tool,
+            query=_selectors(label_selector, field_selector),
+        )
+        items: _Items = data.get("items") or []
         for item in items:
             item.setdefault("kind", res.kind)
             item.setdefault("apiVersion", res.api_version)
-        return items
+        return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        tool: str,
+        resource: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[AsyncIterator[Obj]]:
+        """Watch ``resource`` in the tool's namespace from ``resource_version`` on, with
+        bookmarks (Kubernetes API concepts, "Efficient detection of changes", "Watch
+        bookmarks"). Yields an iterator of the watch events ``{"type": ADDED | MODIFIED |
+        DELETED | BOOKMARK | ERROR, "object": {...}}`` in the order of the apiserver; it ends
+        when the apiserver closes the watch after ``timeout_seconds``. The connection comes
+        from the watch pool and is closed when the block exits.
+
+        Raises:
+            GoneError: ``resource_version`` is too old (410 at the start; a 410 later comes as
+                an ``ERROR`` event whose object is a ``Status`` with ``code`` 410).
+            UnavailableError: the apiserver is unreachable, or the stream broke or stayed
+                silent beyond ``timeout_seconds`` plus ``kube_timeout_seconds``.
+            ClusterError: an event line is not JSON.
+            JobsAPIError: the other mapped errors, as :meth:`list`.
+        """
+        res = RESOURCES[resource]
+        path = res.collection(namespace_of(tool))
+        query = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(timeout_seconds)),
+            *_selectors(label_selector, field_selector),
+        ]
+        response = await self._send(
+            "GET",
+            path,
+            label=f"{resource}/watch",
+            tool=tool,
+            query=query,
+            timeout=aiohttp.ClientTimeout(
+                sock_connect=self._timeout, total=timeout_seconds + self._timeout
+            ),
+            api=self._watch_api,
+        )
+
+        async def events() -> AsyncIterator[Obj]:
+            splitter = LineSplitter(_MAX_WATCH_LINE)
+            try:
+                async for chunk in response.content.iter_any():
+                    for line in splitter.feed(chunk):
+                        if line.strip():
+                            yield _watch_event(line, res)
+                for line in splitter.flush():
+                    if line.strip():
+                        yield _watch_event(line, res)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise self._unreachable("WATCH", path, exc) from exc
+
+        try:
+            yield events()
+        finally:
+            response.close()
 
     async def get(self, tool: str, resource: str, name: str) -> Obj | None:
         """One object of the tool's namespace, ``None`` when it does not exist."""
@@ -514,6 +630,34 @@ class KubeStorage:
         """
         res = RESOURCES["configmaps"]
         return await self._json("GET", res.item(namespace, name), label="configmaps", tool=None)
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> list[tuple[str, str]]:
+    query = []
+    if label_selector:
+        query.append(("labelSelector", label_selector))
+    if field_selector:
+        query.append(("fieldSelector", field_selector))
+    return query
+
+
+def _watch_event(line: bytes, res: Resource) -> Obj:
+    """One watch event line, its object with ``kind`` and ``apiVersion`` set.
+
+    Raises:
+        ClusterError: not a JSON object with ``type`` and ``object``.
+    """
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        _log.error("watch of %s: event is not JSON: %s", res.plural, exc)
+        raise ClusterError("the Kubernetes API answered something unexpected") from exc
+    if not (isinstance(event, dict) and isinstance(event.get("object"), dict)):
+        raise ClusterError("the Kubernetes API answered something unexpected")
+    if event.get("type") != "ERROR":
+        event["object"].setdefault("kind", res.kind)
+        event["object"].setdefault("apiVersion", res.api_version)
+    return event
 
 
 async def gather_all(*coros: Any) -> list[Any]:

@@ -3,6 +3,7 @@ jobs API -> the real cluster. Each test uses a freshly onboarded tool."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
@@ -89,7 +90,16 @@ async def test_continuous_job_with_port_and_health_check(
     assert job["status"]["short"] == "running", job["status"]
     service = await k8s.CoreV1Api(admin_api).read_namespaced_service("web", tool.namespace)
     assert [p.port for p in service.spec.ports] == [8000]
-    deployment = await k8s.AppsV1Api(admin_api).read_namespaced_deployment("web", tool.namespace)
+    # "running" means both pods' containers run; Ready follows once the probes pass and the
+    # Deployment controller has counted them.
+    deadline = time.monotonic() + 60
+    while True:
+        deployment = await k8s.AppsV1Api(admin_api).read_namespaced_deployment(
+            "web", tool.namespace
+        )
+        if deployment.status.ready_replicas == 2 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
     assert deployment.status.ready_replicas == 2
 
 

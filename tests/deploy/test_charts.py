@@ -260,3 +260,26 @@ def test_missing_or_bad_values_fail_with_a_message(
     proc = helm(*args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_image_list_from_values_gets_its_own_configmap_and_only_that(tmp_path: Any) -> None:
+    images = tmp_path / "images-v1.yaml"
+    images.write_text("bookworm:\n  aliases: [tf-bookworm]\n  state: stable\n")
+    objects = render("jobs-api", "local", "--set-file", f"imageConfig={images}")
+    lists = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "jobs-api-images"]
+    assert [c["data"]["images-v1.yaml"] for c in lists] == [images.read_text()]
+    config_map = next(c for c in by_kind(objects, "ConfigMap") if "config.yaml" in c["data"])
+    settings = JobsSettings.model_validate(yaml.safe_load(config_map["data"]["config.yaml"]))
+    assert (settings.image_config_namespace, settings.image_config_name) == (
+        NAMESPACE,
+        "jobs-api-images",
+    )
+    (role,) = by_kind(objects, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert _rules(role) == [("", "configmaps", ("get",), ("jobs-api-images",))]
+    (binding,) = by_kind(objects, "RoleBinding")
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    # Without it, nothing of the kind is rendered and the platform's list is read.
+    assert [c["metadata"]["name"] for c in by_kind(render("jobs-api", "local"), "ConfigMap")] == [
+        "jobs-api-config"
+    ]

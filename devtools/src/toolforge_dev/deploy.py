@@ -125,7 +125,8 @@ def build_chart_dependencies(cluster: Cluster) -> None:
 
 def local_values_args(cluster: Cluster, chart: str, tag: str) -> list[str]:
     """The ``helm`` value flags of ``chart`` for the local cluster: ``values-local.yaml``, the
-    image tag, the CA bundles from the PKI and the homes directory."""
+    image tag, the CA bundles from the PKI, the homes directory and the image list. Writes the
+    image list to ``<run dir>/config/images-v1.yaml``."""
     pki = cluster.pki_dir
     args = [
         "-f",
@@ -138,7 +139,17 @@ def local_values_args(cluster: Cluster, chart: str, tag: str) -> list[str]:
     if chart == "gateway":
         args += ["--set-file", f"caBundles.cluster-ca={pki / 'cluster-ca.crt'}"]
     if chart == "jobs-api":
-        args += ["--set", f"config.homes_dir={cluster.homes_dir}"]
+        # The image list comes from values too: the same images-v1.yaml as the cluster's own
+        # image-config ConfigMap (the images imported into containerd).
+        image_list = cluster.directory / "config" / "images-v1.yaml"
+        image_list.parent.mkdir(parents=True, exist_ok=True)
+        image_list.write_text(images.image_config_yaml())
+        args += [
+            "--set",
+            f"config.homes_dir={cluster.homes_dir}",
+            "--set-file",
+            f"imageConfig={image_list}",
+        ]
     if chart == "builds-api":
         registry = PlatformServices(cluster).registry()
         args += [

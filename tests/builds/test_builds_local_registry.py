@@ -17,7 +17,7 @@ from cryptography import x509
 
 from toolforge_admin.pki import PlatformPKI, issued_by, load_cert
 from toolforge_builds.settings import BuildsSettings
-from toolforge_dev.cluster import Cluster
+from toolforge_dev.cluster import NODE_IP, Cluster
 from toolforge_dev.registry import (
     BUILDS_MANIFEST,
     LocalRegistry,
@@ -106,23 +106,24 @@ def test_platform_wiring(tmp_path: Path) -> None:
     assert first.env == {"OTEL_TRACES_EXPORTER": "none"}
     credentials = builds_registry_credentials()
     assert first.health_auth == (credentials.username, credentials.password)
-    assert first.health_url == f"https://127.0.0.1:{REGISTRY_PORT}/v2/"
+    # On the node address, so that in-cluster pods (make deploy) reach it too.
+    assert first.health_url == f"https://{NODE_IP}:{REGISTRY_PORT}/v2/"
 
     services._write_configs()
     config = yaml.safe_load((cluster.directory / "config" / "registry.yml").read_text())
-    assert config["http"]["addr"] == f"127.0.0.1:{REGISTRY_PORT}"
+    assert config["http"]["addr"] == f"{NODE_IP}:{REGISTRY_PORT}"
     assert config["storage"]["delete"] == {"enabled": True}
     assert config["storage"]["filesystem"]["rootdirectory"].startswith(str(cluster.directory))
     builds_file = cluster.directory / "config" / "builds-api.yaml"
     assert stat.S_IMODE(builds_file.stat().st_mode) == 0o600
     settings = BuildsSettings(**yaml.safe_load(builds_file.read_text()))
-    assert settings.registry_url == f"https://127.0.0.1:{REGISTRY_PORT}"
+    assert settings.registry_url == f"https://{NODE_IP}:{REGISTRY_PORT}"
     assert settings.registry_username == credentials.username
     assert settings.registry_password is not None
     assert settings.registry_password.get_secret_value() == credentials.password
     assert settings.registry_ca_file == cluster.pki_dir / "cluster-ca.crt"
-    # the server certificate is the cluster CA's, valid for the loopback address
+    # the server certificate is the cluster CA's, valid for the address it listens on
     cert = load_cert(cluster.directory / "registry" / "registry-server.crt")
     assert issued_by(cert, load_cert(cluster.pki_dir / "cluster-ca.crt"))
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    assert ipaddress.ip_address(NODE_IP) in names.get_values_for_type(x509.IPAddress)

@@ -5,33 +5,26 @@ strict, so an unknown or misplaced field fails too."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from deploy.charts import VALUES, build_dependencies, template
 
 from toolforge_dev import binaries
-from toolforge_dev.cluster import Cluster
+from toolforge_dev.cluster import Cluster, ClusterError
 from toolforge_dev.deploy import CHARTS, NAMESPACE
 
 pytestmark = pytest.mark.cluster
 
 
-def kubectl(
-    cluster: Cluster, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(binaries.kubernetes().path("kubectl")),
-            "--kubeconfig",
-            str(cluster.admin_kubeconfig),
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+def dry_run(cluster: Cluster, manifest: str) -> str:
+    """``kubectl apply --dry-run=server --validate=strict``; raises ClusterError if refused."""
+    return cluster.kubectl(
+        binaries.Binaries.from_cache(),
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        input_text=manifest,
     )
 
 
@@ -39,8 +32,7 @@ def kubectl(
 def release_namespace(cluster: Cluster) -> str:
     build_dependencies()
     namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
-    applied = kubectl(cluster, "apply", "-f", "-", stdin=namespace)
-    assert applied.returncode == 0, applied.stderr
+    cluster.kubectl(binaries.Binaries.from_cache(), "apply", "-f", "-", input_text=namespace)
     return NAMESPACE
 
 
@@ -49,11 +41,7 @@ def test_server_side_dry_run_accepts_every_object(
     cluster: Cluster, release_namespace: str, chart: str, values: str
 ) -> None:
     manifest = template(chart, values)
-    proc = kubectl(
-        cluster, "apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=manifest
-    )
-    assert proc.returncode == 0, proc.stderr
-    applied = proc.stdout.splitlines()
+    applied = dry_run(cluster, manifest).splitlines()
     assert applied, "nothing was applied"
     assert all("(server dry run)" in line for line in applied), applied
     kinds = {line.split("/")[0].split(".")[0] for line in applied}
@@ -65,8 +53,5 @@ def test_server_side_dry_run_accepts_every_object(
 def test_dry_run_rejects_a_schema_violation(cluster: Cluster, release_namespace: str) -> None:
     """The check above can fail: a value of the wrong type is refused by the real apiserver."""
     manifest = template("jobs-api", "local", "--set", "podDisruptionBudget.maxUnavailable=lots")
-    proc = kubectl(
-        cluster, "apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=manifest
-    )
-    assert proc.returncode != 0
-    assert "maxUnavailable" in proc.stderr or "PodDisruptionBudget" in proc.stderr
+    with pytest.raises(ClusterError, match=r"maxUnavailable|PodDisruptionBudget"):
+        dry_run(cluster, manifest)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,22 +33,8 @@ def deployment(cluster: Cluster) -> DeployReport:
 
 
 def kubectl(cluster: Cluster, *args: str) -> str:
-    proc = subprocess.run(
-        [
-            str(binaries.kubernetes().path("kubectl")),
-            "--kubeconfig",
-            str(cluster.admin_kubeconfig),
-            "-n",
-            NAMESPACE,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    """``kubectl -n toolforge-api ARGS`` as cluster-admin (``Cluster.kubectl``)."""
+    return cluster.kubectl(binaries.Binaries.from_cache(), "-n", NAMESPACE, *args)
 
 
 @pytest.fixture

@@ -87,19 +87,12 @@ def helm_command(cluster: Cluster) -> list[str]:
     return [str(helm.path("helm")), "--kubeconfig", str(cluster.admin_kubeconfig)]
 
 
-def kubectl_command(cluster: Cluster) -> list[str]:
-    """``kubectl`` with the cluster's admin kubeconfig."""
-    kubectl = go_binaries.kubernetes().path("kubectl")
-    return [str(kubectl), "--kubeconfig", str(cluster.admin_kubeconfig)]
-
-
-def _run(argv: Sequence[str], what: str, *, stdin: str | None = None, timeout: float = 600) -> str:
+def _run(argv: Sequence[str], what: str, *, timeout: float = 600) -> str:
     env = {**os.environ, "HELM_CACHE_HOME": str(_helm_home() / "cache")}
     env["HELM_CONFIG_HOME"] = str(_helm_home() / "config")
     env["HELM_DATA_HOME"] = str(_helm_home() / "data")
     proc = subprocess.run(
         list(argv),
-        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -164,47 +157,22 @@ def local_values_args(cluster: Cluster, chart: str, tag: str) -> list[str]:
 
 
 def _apply_tls_secrets(cluster: Cluster) -> None:
-    kubectl = kubectl_command(cluster)
+    """Namespace, TLS Secrets and registry password Secret, applied with ``Cluster.kubectl``
+    (create ``--dry-run=client`` renders each Secret, apply makes it idempotent)."""
+    bins = go_binaries.Binaries.from_cache()
     namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
-    _run([*kubectl, "apply", "-f", "-"], "create namespace", stdin=namespace)
+    cluster.kubectl(bins, "apply", "-f", "-", input_text=namespace)
     pki = cluster.pki_dir
-    for secret, stem in TLS_SECRETS.items():
-        manifest = _run(
-            [
-                *kubectl,
-                "create",
-                "secret",
-                "tls",
-                secret,
-                "-n",
-                NAMESPACE,
-                f"--cert={pki / f'{stem}.crt'}",
-                f"--key={pki / f'{stem}.key'}",
-                "--dry-run=client",
-                "-o",
-                "yaml",
-            ],
-            f"secret {secret}",
-        )
-        _run([*kubectl, "apply", "-f", "-"], f"apply secret {secret}", stdin=manifest)
+    render = ["-n", NAMESPACE, "--dry-run=client", "-o", "yaml"]
+    secrets = [
+        ["tls", secret, f"--cert={pki / f'{stem}.crt'}", f"--key={pki / f'{stem}.key'}"]
+        for secret, stem in TLS_SECRETS.items()
+    ]
     password = PlatformServices(cluster).registry().credentials.password
-    manifest = _run(
-        [
-            *kubectl,
-            "create",
-            "secret",
-            "generic",
-            REGISTRY_SECRET,
-            "-n",
-            NAMESPACE,
-            "--from-literal=password=" + password,
-            "--dry-run=client",
-            "-o",
-            "yaml",
-        ],
-        f"secret {REGISTRY_SECRET}",
-    )
-    _run([*kubectl, "apply", "-f", "-"], f"apply secret {REGISTRY_SECRET}", stdin=manifest)
+    secrets.append(["generic", REGISTRY_SECRET, "--from-literal=password=" + password])
+    for secret in secrets:
+        manifest = cluster.kubectl(bins, "create", "secret", *secret, *render)
+        cluster.kubectl(bins, "apply", "-f", "-", input_text=manifest)
 
 
 def wait_for_gateway(cluster: Cluster, timeout: float = 60) -> None:
@@ -235,7 +203,8 @@ def deploy(cluster: Cluster, progress: Progress = print) -> DeployReport:
     """Build, import and install the three charts into the running local cluster, then wait
     until the in-cluster gateway answers on its NodePort.
 
-    Raises :class:`DeployError` (a failed helm/kubectl step or an unhealthy gateway) and
+    Raises :class:`DeployError` (a failed helm step or an unhealthy gateway),
+    :class:`toolforge_dev.cluster.ClusterError` (a failed kubectl step) and
     :class:`toolforge_dev.images.ImageBuildError` (an image that cannot be built).
     """
     report = DeployReport()

@@ -16,6 +16,7 @@ from toolforge_auth.identity import (
     parse_subject_dn,
     subject_dn,
 )
+from toolforge_auth.tools import TOOL_NAME_MAX_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -74,12 +75,14 @@ def test_invalid_identities(dn: str, rule: str) -> None:
 
 
 def test_length_limit_is_the_boundary() -> None:
-    # The longest valid tool identity is well inside the limit.
-    longest = f"CN={'a' * 63},O=toolforge"
+    # The longest valid tool identity (the tool contract's 58 characters) is well inside the
+    # limit; one character more is not a tool name, while a service CN may be longer.
+    longest = f"CN={'a' * TOOL_NAME_MAX_LENGTH},O=toolforge"
     assert len(longest) < MAX_DN_LENGTH
-    assert parse_subject_dn(longest) == ToolIdentity("a" * 63)
+    assert parse_subject_dn(longest) == ToolIdentity("a" * TOOL_NAME_MAX_LENGTH)
     with pytest.raises(InvalidSubjectDN, match="neither a tool name"):
-        parse_subject_dn(f"CN={'a' * 64},O=toolforge")
+        parse_subject_dn(f"CN={'a' * (TOOL_NAME_MAX_LENGTH + 1)},O=toolforge")
+    assert parse_subject_dn(f"CN=service:{'a' * 56},O=toolforge") == ServiceIdentity("a" * 56)
 
 
 def _cert(name: x509.Name) -> x509.Certificate:

@@ -3,8 +3,8 @@
 A Toolforge identity is carried by an X.509 subject DN with exactly one ``CN`` and exactly one
 ``O``, where ``O`` is ``toolforge`` (REFERENCE.md, "Identity and the gateway"):
 
-- a tool: ``CN=<tool>,O=toolforge``, where ``<tool>`` is a DNS-1123 label (the tool's
-  Kubernetes user; its namespace is ``tool-<tool>``);
+- a tool: ``CN=<tool>,O=toolforge``, where ``<tool>`` is a tool name
+  (:mod:`toolforge_auth.tools`: the tool's Kubernetes user; its namespace is ``tool-<tool>``);
 - a service: ``CN=service:<name>,O=toolforge``.
 
 The gateway forwards the verified subject DN to the backends in the ``ssl-client-subject-dn``
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+
+from toolforge_auth.tools import is_tool_name
 
 __all__ = [
     "MAX_DN_LENGTH",
@@ -47,8 +49,9 @@ MAX_DN_LENGTH = 256
 #: Prefix of the CN of a service identity.
 SERVICE_PREFIX = "service:"
 
-# A DNS-1123 label, at most 63 characters: the rule for tool and service names.
-_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# A DNS-1123 label, at most 63 characters: the rule for service names. Tool names follow the
+# tool contract (toolforge_auth.tools: a DNS-1123 label of at most 58 characters).
+_SERVICE_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # Characters a valid identity DN can contain. No '\\', '"', '#', '+', ';', '<', '>', spaces,
 # control characters or non-ASCII: none is needed by a valid identity, and each is the start of
 # an escaping or multi-value trick.
@@ -161,10 +164,10 @@ def identity_from_name(name: x509.Name) -> Identity:
     (cn,) = cns
     if cn.startswith(SERVICE_PREFIX):
         service = cn.removeprefix(SERVICE_PREFIX)
-        if not _NAME_RE.fullmatch(service):
+        if not _SERVICE_NAME_RE.fullmatch(service):
             raise InvalidSubjectDN(f"CN {cn!r}: the service name must be a DNS-1123 label")
         return ServiceIdentity(service)
-    if not _NAME_RE.fullmatch(cn):
+    if not is_tool_name(cn):
         raise InvalidSubjectDN(f"CN {cn!r} is neither a tool name nor service:<name>")
     return ToolIdentity(cn)
 

@@ -20,7 +20,7 @@ from builds.registry_push import (
     tags_of,
 )
 
-from toolforge_builds.errors import RegistryError, UnavailableError
+from toolforge_builds.errors import RegistryError
 from toolforge_builds.registry import (
     Blob,
     ImageManifest,
@@ -32,6 +32,7 @@ from toolforge_builds.registry import (
 )
 from toolforge_builds.settings import BuildsSettings
 from toolforge_dev.registry import LocalRegistry, RegistryCredentials
+from toolforge_kit.errors import UnavailableError
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

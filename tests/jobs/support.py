@@ -31,7 +31,7 @@ from toolforge_admin.onboarding import ClusterAccess, ToolOnboarder
 from toolforge_auth.tls import server_ssl_context
 from toolforge_dev.cli import admin_settings
 from toolforge_dev.cluster import Cluster
-from toolforge_dev.pytest_plugin import Tool, fresh_tool_name, new_admin_api
+from toolforge_dev.pytest_plugin import Tool, admin_kube, fresh_tool_name, new_admin_api
 from toolforge_jobs.app import create_app
 from toolforge_jobs.settings import JobsSettings
 
@@ -112,7 +112,9 @@ async def onboarded_tool(cluster: Cluster) -> AsyncIterator[Tool]:
     api = await new_admin_api(cluster)
     async with api:
         onboarder = ToolOnboarder(
-            api, ClusterAccess.from_kubeconfig(cluster.admin_kubeconfig), admin_settings(cluster)
+            admin_kube(api),
+            ClusterAccess.from_kubeconfig(cluster.admin_kubeconfig),
+            admin_settings(cluster),
         )
         name = fresh_tool_name()
         result = await onboarder.create(name)

@@ -21,7 +21,7 @@ from certs import AuthPKI
 from toolforge_admin.pki import PlatformPKI
 from toolforge_jobs.metrics import JobsMetrics
 from toolforge_jobs.settings import JobsSettings
-from toolforge_jobs.storage import KubeStorage
+from toolforge_jobs.storage import ToolImpersonatingStorage
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -195,7 +195,7 @@ async def test_requests_are_counted_by_route_template(api: JobsAPI) -> None:
 
 
 async def test_storage_never_impersonates_a_non_tool(settings: JobsSettings) -> None:
-    storage = await KubeStorage.connect(settings, JobsMetrics())
+    storage = await ToolImpersonatingStorage.connect(settings, JobsMetrics())
     try:
         for name in ("system:admin", "system:kube-controller-manager", "Alice", ""):
             with pytest.raises(ValueError, match="refusing to impersonate"):

@@ -23,10 +23,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool, new_admin_api, new_tool_api
 from toolforge_jobs.cache import MANAGED_SELECTOR, ObjectCache, _Informer, _ToolCache
-from toolforge_jobs.errors import ClusterError, GoneError
 from toolforge_jobs.metrics import JobsMetrics
 from toolforge_jobs.settings import JobsSettings
-from toolforge_jobs.storage import KubeStorage, Obj
+from toolforge_jobs.storage import Obj, ToolImpersonatingStorage
+from toolforge_kit.errors import ClusterError, GoneError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="module")]
 
@@ -61,9 +61,9 @@ def settings_for(cluster: Cluster, **overrides: Any) -> JobsSettings:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def storage(cluster: Cluster) -> AsyncIterator[tuple[KubeStorage, JobsMetrics]]:
+async def storage(cluster: Cluster) -> AsyncIterator[tuple[ToolImpersonatingStorage, JobsMetrics]]:
     metrics = JobsMetrics()
-    kube = await KubeStorage.connect(settings_for(cluster), metrics)
+    kube = await ToolImpersonatingStorage.connect(settings_for(cluster), metrics)
     try:
         yield kube, metrics
     finally:
@@ -202,7 +202,8 @@ async def test_a_410_error_event_is_gone() -> None:
     """What the apiserver sends when a watch's resourceVersion was compacted away mid-stream
     (Kubernetes API concepts, "410 Gone responses"): an ERROR event with a Status, code 410."""
     informer = _Informer(
-        _ToolCache("t", cast(KubeStorage, None), JobsMetrics(), watch_seconds=10), "jobs"
+        _ToolCache("t", cast(ToolImpersonatingStorage, None), JobsMetrics(), watch_seconds=10),
+        "jobs",
     )
     status = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410}
     with pytest.raises(GoneError):
@@ -211,7 +212,7 @@ async def test_a_410_error_event_is_gone() -> None:
         informer._apply({"type": "ERROR", "object": {**status, "code": 500}})
 
 
-class _ExpiringStorage(KubeStorage):
+class _ExpiringStorage(ToolImpersonatingStorage):
     """The real storage, except that the first watch of CronJobs after the first list fails
     with 410 Gone, as after an etcd compaction (which this cluster does not do on demand:
     the apiserver's watch cache keeps the history of a young cluster)."""
@@ -232,13 +233,12 @@ class _ExpiringStorage(KubeStorage):
 async def test_an_expired_watch_lists_again(cluster: Cluster, module_tool: Tool) -> None:
     metrics = JobsMetrics()
     settings = settings_for(cluster)
-    base = await KubeStorage.connect(settings, metrics)
+    base = await ToolImpersonatingStorage.connect(settings, metrics)
     kube = _ExpiringStorage(
-        base._api,
-        metrics,
-        timeout=settings.kube_timeout_seconds,
-        retry_after=settings.retry_after_seconds,
+        base._kube,
         max_log_streams=settings.logs_max_streams,
+        watch_kube=base._watch_kube,
+        metrics=metrics,
     )
     tool = module_tool.name
     lists = (
@@ -272,7 +272,7 @@ async def test_an_expired_watch_lists_again(cluster: Cluster, module_tool: Tool)
 
 
 async def test_a_write_the_watch_cannot_show_lists_again(
-    cluster: Cluster, storage: tuple[KubeStorage, JobsMetrics], module_tool: Tool
+    cluster: Cluster, storage: tuple[ToolImpersonatingStorage, JobsMetrics], module_tool: Tool
 ) -> None:
     """A CronJob written as the tool but without the jobs API's label: no event of the
     watched selection carries its version, so the read after it gives up after
@@ -307,7 +307,7 @@ async def test_a_write_the_watch_cannot_show_lists_again(
 
 async def test_idle_and_surplus_tools_are_dropped_with_their_watches(
     cluster: Cluster,
-    storage: tuple[KubeStorage, JobsMetrics],
+    storage: tuple[ToolImpersonatingStorage, JobsMetrics],
     module_tool: Tool,
     other_tool: Tool,
 ) -> None:

@@ -14,10 +14,10 @@ from jobs.support import JobsAPI, ndjson, wait_for
 from kubernetes_asyncio import client as k8s
 
 from toolforge_dev.pytest_plugin import Tool, new_tool_api
-from toolforge_jobs.errors import ConflictError
 from toolforge_jobs.metrics import JobsMetrics
 from toolforge_jobs.service import JobsService, image_catalog
-from toolforge_jobs.storage import KubeStorage
+from toolforge_jobs.storage import ToolImpersonatingStorage
+from toolforge_kit.errors import ConflictError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="module")]
 
@@ -276,7 +276,7 @@ async def test_replace_retries_when_the_object_changed_meanwhile(
         assert (
             await client.post(f"/v1/tool/{module_tool.name}/jobs", json=spec)
         ).status_code == 201
-    storage = await KubeStorage.connect(jobs_api.settings, JobsMetrics())
+    storage = await ToolImpersonatingStorage.connect(jobs_api.settings, JobsMetrics())
     try:
         service = JobsService(storage, image_catalog(storage, jobs_api.settings), jobs_api.settings)
         stale = await storage.get(module_tool.name, "deployments", "raced")

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes_asyncio.client import models as k8s_models
 
+from golden import assert_golden
 from toolforge_jobs.builders import (
     RESTARTED_AT_ANNOTATION,
     SPEC_ANNOTATION,
@@ -127,13 +128,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def _golden(name: str, objects: list[dict[str, Any]]) -> None:
-    path = GOLDEN / f"{name}.yaml"
-    text = yaml.safe_dump_all(objects, sort_keys=False, width=100)
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from {path}"
+    assert_golden(GOLDEN / f"{name}.yaml", yaml.safe_dump_all(objects, sort_keys=False, width=100))
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -4,7 +4,8 @@ Each image is the local ``python3.11`` image (:data:`toolforge_dev.images.PYTHON
 bookworm's ``python3``) plus one layer holding the uv-locked wheels of the service and nothing
 else: the third-party wheels exactly as pinned (with hashes) in ``uv.lock``
 (``uv export --frozen --no-dev --no-emit-workspace --package <service>``), and wheels built
-from the workspace members the service needs (``toolforge-auth`` and the service itself).
+from the workspace members the service needs (``toolforge-auth``, ``toolforge-kit`` and the
+service itself).
 They are installed with ``uv pip install --target /opt/toolforge/lib --compile-bytecode``, so
 the image has no virtualenv, no pip, no uv and no compiler; ``PYTHONPATH`` points at that
 directory. The image runs as the non-root user ``10001:10001`` (no passwd entry needed), and
@@ -80,13 +81,13 @@ SERVICES: tuple[ServiceImage, ...] = (
         "toolforge-jobs-api",
         "toolforge-jobs",
         "toolforge_jobs",
-        ("libs/toolforge_auth", "services/jobs"),
+        ("libs/toolforge_auth", "libs/toolforge_kit", "services/jobs"),
     ),
     ServiceImage(
         "toolforge-builds-api",
         "toolforge-builds",
         "toolforge_builds",
-        ("libs/toolforge_auth", "services/builds"),
+        ("libs/toolforge_auth", "libs/toolforge_kit", "services/builds"),
     ),
 )
 

@@ -30,10 +30,10 @@ Nothing here talks to the cluster; the storage layer sends these dicts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from toolforge_auth.tools import namespace_for, validate_tool_name
 from toolforge_builds.models import (
     COMMIT_RE,
     Build,
@@ -75,13 +75,12 @@ DEFAULT_REF = "HEAD"
 _NAME_SUFFIX = "-buildpacks-pipelinerun-"
 _MAX_NAME = 63  # Tekton validate.ObjectMetadata
 _GENERATED_SUFFIX_LENGTH = 5  # apiserver SimpleNameGenerator
-_TOOL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _check_tool(tool: str) -> str:
-    if not _TOOL_RE.match(tool) or len(tool) > 58:
-        raise ValueError(f"invalid tool name {tool!r} (a DNS-1123 label of at most 58 chars)")
-    return tool
+    """``tool`` if it is a tool name (:func:`toolforge_auth.tools.validate_tool_name`; a
+    ``ValueError`` otherwise)."""
+    return validate_tool_name(tool)
 
 
 def generate_name_for(tool: str) -> str:
@@ -97,7 +96,8 @@ def generate_name_for(tool: str) -> str:
 def app_image(tool: str, image_name: str | None, registry: str) -> str:
     """``<registry>/tool-<tool>/<image_name or tool-<tool>>:latest`` (REFERENCE.md)."""
     _check_tool(tool)
-    return f"{registry}/tool-{tool}/{image_name or f'tool-{tool}'}:latest"
+    namespace = namespace_for(tool)
+    return f"{registry}/{namespace}/{image_name or namespace}:latest"
 
 
 def builder_image_for(request: BuildRequest, settings: BuildsSettings) -> str:

@@ -30,9 +30,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from toolforge_builds.builders import TOOL_LABEL
-from toolforge_builds.errors import ConflictError, QuotaExceededError, UnavailableError
+from toolforge_builds.errors import BuildQuotaExceededError
 from toolforge_builds.status import is_finished, parse_time
-from toolforge_builds.storage import KubeStorage, Obj
+from toolforge_builds.storage import LabelScopedServiceStorage, Obj
+from toolforge_kit.errors import ConflictError, UnavailableError
 
 __all__ = [
     "SLOTS_KEY",
@@ -107,7 +108,7 @@ class QuotaKeeper:
 
     def __init__(
         self,
-        storage: KubeStorage,
+        storage: LabelScopedServiceStorage,
         *,
         limit: int,
         grace_seconds: float,
@@ -151,7 +152,7 @@ class QuotaKeeper:
         """Take a slot for the PipelineRun ``name`` (not created yet).
 
         Raises:
-            QuotaExceededError: ``limit`` slots are taken (409, ``N out of N builds running``).
+            BuildQuotaExceededError: ``limit`` slots are taken (409, ``N out of N builds running``).
             UnavailableError: still conflicting after ``attempts`` tries (heavy contention).
         """
         for _ in range(self._attempts):
@@ -160,7 +161,7 @@ class QuotaKeeper:
             now = datetime.now(UTC)
             slots = reconcile(_slots(configmap), runs, now=now, grace=self._grace)
             if len(slots) >= self.limit:
-                raise QuotaExceededError(
+                raise BuildQuotaExceededError(
                     f"{len(slots)} out of {self.limit} builds running; wait for one to "
                     "finish or cancel one (toolforge build cancel)"
                 )

@@ -40,8 +40,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from toolforge_builds.errors import RegistryError, UnavailableError
+from toolforge_builds.errors import RegistryError
 from toolforge_builds.settings import BuildsSettings
+from toolforge_kit.errors import UnavailableError
 
 __all__ = [
     "IMAGE_INDEX_TYPES",

@@ -40,12 +40,6 @@ from toolforge_builds.builders import (
     new_build_from_pipelinerun,
     tool_label_selector,
 )
-from toolforge_builds.errors import (
-    BadRequestError,
-    BuildsAPIError,
-    ConflictError,
-    NotFoundError,
-)
 from toolforge_builds.logs import (
     ContainerLogStream,
     LogSource,
@@ -75,7 +69,8 @@ from toolforge_builds.registry import (
 from toolforge_builds.retention import newest_first, runs_to_prune
 from toolforge_builds.settings import BuildsSettings
 from toolforge_builds.status import build_state, is_finished
-from toolforge_builds.storage import KubeStorage, Obj
+from toolforge_builds.storage import LabelScopedServiceStorage, Obj
+from toolforge_kit.errors import APIError, BadRequestError, ConflictError, NotFoundError
 
 __all__ = ["PIPELINERUN_POD_LABEL", "BuildsService", "CleanResult", "ToolRepository"]
 
@@ -111,7 +106,7 @@ class BuildsService:
     """The builds API's operations for one verified tool name per call."""
 
     def __init__(
-        self, storage: KubeStorage, settings: BuildsSettings, registry: RegistryClient
+        self, storage: LabelScopedServiceStorage, settings: BuildsSettings, registry: RegistryClient
     ) -> None:
         self._storage = storage
         self._settings = settings
@@ -145,7 +140,7 @@ class BuildsService:
 
         Raises:
             BadRequestError: the ref cannot be resolved (nothing is created).
-            QuotaExceededError: ``max_parallel_builds`` unfinished builds exist (409).
+            BuildQuotaExceededError: ``max_parallel_builds`` unfinished builds exist (409).
             UnavailableError, InvalidObjectError, ...: from the cluster.
         """
         commit = await self._resolve(request)
@@ -176,7 +171,7 @@ class BuildsService:
             for run in prune:
                 metadata = run["metadata"]
                 await self._storage.delete_pipelinerun(metadata["name"], uid=metadata.get("uid"))
-        except BuildsAPIError as exc:
+        except APIError as exc:
             _log.warning("pruning the builds of %s failed: %s", tool, exc)
             return ["old builds could not be cleaned up this time"]
         return []

@@ -1,8 +1,8 @@
 """Settings of the builds API, from ``TOOLFORGE_BUILDS_*`` environment variables.
 
 Build :class:`BuildsSettings` in ``create_app()``/``main`` (never at import time) and pass it
-down. The gateway-facing TLS and identity settings (backend CA, gateway peer CNs) are not
-here: they belong to :class:`toolforge_auth.settings.AuthSettings`.
+down. The settings every backend has (serving, the backend CA and gateway peer CNs, the cluster
+identity and kube client) come from :class:`toolforge_kit.BackendSettings`.
 
 Defaults follow REFERENCE.md "Builds API (v1)": namespace ``image-build``, Pipeline
 ``buildpacks``, at most 4 parallel builds per tool, keep the newest 4 successful and
@@ -12,13 +12,13 @@ Defaults follow REFERENCE.md "Builds API (v1)": namespace ``image-build``, Pipel
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ByteSize, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from toolforge_auth.serving import FileSettings, load_file_settings
-from toolforge_auth.settings import AuthSettings
+from toolforge_kit.settings import BackendSettings
+from toolforge_kit.settings import load_settings as load_backend_settings
 
 __all__ = ["DEFAULT_LOG_DENY_LIST", "BuildsSettings", "load_settings"]
 
@@ -40,7 +40,7 @@ DEFAULT_LOG_DENY_LIST: tuple[str, ...] = (
 )
 
 
-class BuildsSettings(FileSettings):
+class BuildsSettings(BackendSettings):
     """Where builds run and what they may use. Environment prefix ``TOOLFORGE_BUILDS_``.
 
     Image references are full OCI references (``host[:port]/path:tag``). Durations are
@@ -140,43 +140,16 @@ class BuildsSettings(FileSettings):
         "unset: the system trust store.",
     )
 
-    # ----- serving (gateway-facing TLS) and the cluster identity ----------------------------
+    # ----- the kit's common settings, with the builds API's defaults -----------------------
 
-    host: str = Field(
-        default="0.0.0.0",  # noqa: S104 - a backend Service listens on the pod's interfaces
-        description="Address to listen on.",
-    )
-    port: int = Field(
-        default=8443, ge=0, le=65535, description="Port (the gateway's route: builds-api:8443)."
-    )
     tls_cert_file: Path = Field(
         default=Path("builds-api-server.crt"),
         description="TLS server certificate (PlatformPKI builds-api-server, backend CA).",
     )
     tls_key_file: Path = Field(default=Path("builds-api-server.key"), description="Its key.")
-    backend_ca_file: Path = Field(
-        default=Path("backend-ca.crt"),
-        description="Backend CA: client certificates from it identify the gateway (mTLS, "
-        "optional at the handshake, required by every /v1/tool/... route).",
-    )
-    gateway_peer_cns: list[str] = Field(
-        default_factory=lambda: ["toolforge-api-gateway"],
-        description="CNs of backend-CA client certificates allowed to forward identities.",
-    )
-    kubeconfig: Path | None = Field(
-        default=None,
-        description="Kubeconfig of the API's own identity (user toolforge-builds-api); "
-        "unset: the in-cluster ServiceAccount.",
-    )
-    kube_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Bound on one kube-apiserver call (not log follows)."
-    )
-    kube_max_connections: int = Field(
-        default=64, ge=2, description="Connection pool size to kube-apiserver."
-    )
-    retry_after_seconds: int = Field(
-        default=5, ge=0, description="Retry-After of a 503 when kube-apiserver is unreachable."
-    )
+
+    # ----- builds ----------------------------------------------------------------------------
+
     quota_reservation_grace_seconds: float = Field(
         default=120.0,
         gt=0,
@@ -192,16 +165,6 @@ class BuildsSettings(FileSettings):
     logs_follow_max_seconds: float = Field(
         default=3600.0, gt=0, description="Longest `logs?follow=true` response."
     )
-    graceful_shutdown_seconds: float = Field(
-        default=15.0, ge=0, description="Time in-flight requests get after SIGTERM."
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-
-    def auth_settings(self) -> AuthSettings:
-        """These settings as :class:`toolforge_auth.settings.AuthSettings`."""
-        return AuthSettings(
-            backend_ca_file=self.backend_ca_file, gateway_peer_cns=list(self.gateway_peer_cns)
-        )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> BuildsSettings:
@@ -211,4 +174,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> BuildsSe
     Raises :class:`pydantic.ValidationError` for invalid values and :class:`OSError` when
     ``config_file`` cannot be read.
     """
-    return load_file_settings(BuildsSettings, config_file, **overrides)
+    return load_backend_settings(BuildsSettings, config_file, **overrides)

@@ -7,30 +7,21 @@ YAML file > defaults) and serves until SIGINT/SIGTERM, then drains in-flight req
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from typing import Any
 
-from toolforge_auth.serving import run_main
-from toolforge_jobs.server import build_server
-from toolforge_jobs.settings import load_settings
-
-
-def _basic_logging(settings: Any) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+from toolforge_jobs.app import create_app
+from toolforge_jobs.settings import JobsSettings
+from toolforge_kit.server import main as serve
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the jobs API (blocks until stopped)."""
-    run_main(
+    serve(
         argv,
         prog="toolforge-jobs-api",
         description="Toolforge jobs API (behind the API gateway).",
-        load_settings=load_settings,
-        configure_logging=_basic_logging,
-        build_server=build_server,
+        settings_cls=JobsSettings,
+        create_app=create_app,
     )
 
 

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from toolforge_auth.tools import JOBS_MANAGER, namespace_for, validate_tool_name
 from toolforge_jobs.errors import JobSpecError
 from toolforge_jobs.models import HttpHealthCheck, JobSpec, JobType, ScriptHealthCheck
 from toolforge_jobs.schedule import resolve_schedule
@@ -67,7 +68,8 @@ __all__ = [
 
 Component = Literal["jobs", "cronjobs", "deployments"]
 
-MANAGED_BY = "toolforge-jobs-framework"
+#: ``app.kubernetes.io/managed-by`` of the jobs framework's objects (the tool contract).
+MANAGED_BY = JOBS_MANAGER
 #: Annotation of the primary object holding the normalised spec as JSON.
 SPEC_ANNOTATION = "jobs.toolforge.org/spec"
 #: Pod template annotation whose change makes a Deployment roll out (as ``kubectl rollout
@@ -87,7 +89,6 @@ LIVENESS_PROBE: dict[str, int] = {"periodSeconds": 10, "failureThreshold": 3, "t
 # Job names carry a label with the Job's name, and label values have at most 63 characters.
 _MAX_JOB_NAME = 63
 _SUFFIX_RE = re.compile(r"^[a-z0-9]{1,10}$")
-_TOOL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PRIMARY_KINDS = ("Job", "CronJob", "Deployment")
 _COMPONENTS: dict[JobType, Component] = {
     "one-off": "jobs",
@@ -110,7 +111,8 @@ class ToolContext:
     tool pod policy allows), mounted at ``/data/project/<name>`` with ``mount: all``.
 
     Raises (on construction):
-        ValueError: ``name`` is not a DNS-1123 label, or ``uid`` is not a positive integer
+        ValueError: ``name`` is not a tool name
+            (:func:`toolforge_auth.tools.validate_tool_name`), or ``uid`` is not a positive integer
             (pods must not run as root).
     """
 
@@ -119,8 +121,7 @@ class ToolContext:
     home_host_path: str
 
     def __post_init__(self) -> None:
-        if not _TOOL_RE.fullmatch(self.name):
-            raise ValueError(f"tool name {self.name!r} is not a DNS-1123 label")
+        validate_tool_name(self.name)
         if self.uid < 1:
             raise ValueError(f"tool uid must be positive (got {self.uid})")
         if not posixpath.isabs(self.home_host_path):
@@ -129,7 +130,7 @@ class ToolContext:
     @property
     def namespace(self) -> str:
         """``tool-<name>``."""
-        return f"tool-{self.name}"
+        return namespace_for(self.name)
 
     @property
     def home(self) -> str:

@@ -12,7 +12,7 @@ detection of changes"):
   (``allowWatchBookmarks``), re-opened from the last version seen when the apiserver ends it
   (``cache_watch_seconds``). A 410 Gone (version too old) lists again; any other error marks
   the resource not synced and lists again after a back-off (0.5 s doubling to 30 s).
-- Everything is read AS THE TOOL, through :class:`~toolforge_jobs.storage.KubeStorage`
+- Everything is read AS THE TOOL, through :class:`~toolforge_jobs.storage.ToolImpersonatingStorage`
   (impersonation): the service gains no read access to tool namespaces, and a tool's cache
   only ever holds what that tool may list. Caches are keyed by the verified tool name.
 - A list is served from the cache when all 5 resources are synced (else it waits up to
@@ -57,10 +57,10 @@ from collections import OrderedDict
 from typing import Any
 
 from toolforge_jobs.builders import MANAGED_BY
-from toolforge_jobs.errors import ClusterError, GoneError, JobsAPIError
 from toolforge_jobs.metrics import JobsMetrics
 from toolforge_jobs.settings import JobsSettings
-from toolforge_jobs.storage import WATCHED, KubeStorage, Obj
+from toolforge_jobs.storage import WATCHED, Obj, ToolImpersonatingStorage
+from toolforge_kit.errors import APIError, ClusterError, GoneError
 
 __all__ = ["MANAGED_SELECTOR", "SELECTIONS", "ObjectCache", "Selection", "resource_version"]
 
@@ -111,7 +111,7 @@ class _Informer:
         self.version = 0
         self.synced = False
         #: The error of the last attempt while not synced.
-        self.error: JobsAPIError | None = None
+        self.error: APIError | None = None
 
     async def run(self) -> None:
         """List and watch until cancelled."""
@@ -130,13 +130,13 @@ class _Informer:
             except Exception as exc:  # any failure: not synced, list again
                 owner.metrics.cache_watch_restarts.labels(self.resource, "error").inc()
                 _log.warning("tool %s: watch of %s failed: %r", owner.tool, self.resource, exc)
-                if not isinstance(exc, JobsAPIError):
+                if not isinstance(exc, APIError):
                     exc = ClusterError(f"the watch of {self.resource} failed")
                 self._unsync(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
 
-    def _unsync(self, error: JobsAPIError | None) -> None:
+    def _unsync(self, error: APIError | None) -> None:
         self.synced = False
         self.error = error
         self._owner.changed()
@@ -193,7 +193,12 @@ class _ToolCache:
     """The 5 informers of one tool, and the versions its writes wait for."""
 
     def __init__(
-        self, tool: str, storage: KubeStorage, metrics: JobsMetrics, *, watch_seconds: int
+        self,
+        tool: str,
+        storage: ToolImpersonatingStorage,
+        metrics: JobsMetrics,
+        *,
+        watch_seconds: int,
     ) -> None:
         self.tool = tool
         self.storage = storage
@@ -302,7 +307,9 @@ class ObjectCache:
     listener. :meth:`close` it before closing ``storage``.
     """
 
-    def __init__(self, storage: KubeStorage, metrics: JobsMetrics, settings: JobsSettings) -> None:
+    def __init__(
+        self, storage: ToolImpersonatingStorage, metrics: JobsMetrics, settings: JobsSettings
+    ) -> None:
         self._storage = storage
         self._metrics = metrics
         self._idle = settings.cache_idle_seconds

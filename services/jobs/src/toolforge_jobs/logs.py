@@ -10,12 +10,11 @@ one JSON object per line (NDJSON, https://github.com/ndjson/ndjson-spec) with th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from toolforge_jobs.models import LogLine
 
-__all__ = ["LineSplitter", "LogRecord", "iter_lines", "parse_log_line"]
+__all__ = ["LogRecord", "parse_log_line"]
 
 
 @dataclass(frozen=True, order=True)
@@ -52,63 +51,3 @@ def parse_log_line(raw: bytes, *, pod: str, container: str) -> LogRecord:
         when = when.replace(tzinfo=dt.UTC)
     message = rest.decode("utf-8", errors="replace").removesuffix("\r")
     return LogRecord(datetime=when, pod=pod, container=container, message=message)
-
-
-class LineSplitter:
-    """Splits a byte stream into lines of at most ``max_bytes`` bytes (without ``\\n``).
-
-    A longer line is cut: its first ``max_bytes`` bytes are a line and the rest up to the
-    next newline is dropped, so one runaway line cannot exhaust memory.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        if max_bytes < 1:
-            raise ValueError("max_bytes must be positive")
-        self._max = max_bytes
-        self._buffer = bytearray()
-        self._dropping = False
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines completed by ``chunk``."""
-        lines: list[bytes] = []
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                break
-            self._take(chunk[start:end], lines, complete=True)
-            start = end + 1
-        self._take(chunk[start:], lines, complete=False)
-        return lines
-
-    def _take(self, piece: bytes, lines: list[bytes], *, complete: bool) -> None:
-        if not self._dropping:
-            room = self._max - len(self._buffer)
-            self._buffer += piece[:room]
-            if len(piece) > room:
-                lines.append(bytes(self._buffer))
-                self._buffer.clear()
-                self._dropping = True
-        if complete:
-            if not self._dropping:
-                lines.append(bytes(self._buffer))
-            self._buffer.clear()
-            self._dropping = False
-
-    def flush(self) -> list[bytes]:
-        """The last line when the stream ended without a newline."""
-        rest = [bytes(self._buffer)] if self._buffer and not self._dropping else []
-        self._buffer.clear()
-        self._dropping = False
-        return rest
-
-
-async def iter_lines(chunks: AsyncIterable[bytes], max_bytes: int) -> AsyncIterator[bytes]:
-    """Lines (see :class:`LineSplitter`) of an async byte stream, the last one included even
-    without a final newline."""
-    splitter = LineSplitter(max_bytes)
-    async for chunk in chunks:
-        for line in splitter.feed(chunk):
-            yield line
-    for line in splitter.flush():
-        yield line

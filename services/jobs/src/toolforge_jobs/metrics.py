@@ -3,18 +3,9 @@
 Served at ``/metrics`` (and ``/v1/metrics``, the path the gateway exposes as
 ``/jobs/v1/metrics``) without an identity check.
 
-- ``toolforge_jobs_requests_total{route,method,status}``: finished requests; ``route`` is the
-  route template (``/v1/tool/{tool}/jobs/{name}``) or ``unmatched``, so clients cannot create
-  label values;
-- ``toolforge_jobs_request_duration_seconds{route,method}``: from the request to the last byte of
-  the response (a followed log counts until it ends);
-- ``toolforge_jobs_kube_requests_total{method,resource,code}``: calls to kube-apiserver;
-  ``code`` is the HTTP status or ``error`` when no response came;
-- ``toolforge_jobs_kube_request_duration_seconds{method,resource}``: their latency until the
-  response headers;
-- ``toolforge_jobs_kube_errors_total{kind}``: failed calls by mapped kind (``forbidden``,
-  ``quota``, ``not_found``, ``conflict``, ``invalid``, ``unavailable``, ``bad_request``,
-  ``cluster``);
+- the kit's common metrics (:class:`toolforge_kit.ServiceMetrics`, prefix ``toolforge_jobs``):
+  ``toolforge_jobs_requests_total``, ``..._request_duration_seconds``,
+  ``..._kube_requests_total``, ``..._kube_request_duration_seconds``, ``..._kube_errors_total``;
 - ``toolforge_jobs_log_streams_open``: log responses being streamed to clients;
 - ``toolforge_jobs_log_upstreams_open``: pod log connections open to kube-apiserver;
 - ``toolforge_jobs_cache_reads_total{result}``: lists answered from the object cache
@@ -29,48 +20,18 @@ Served at ``/metrics`` (and ``/v1/metrics``, the path the gateway exposes as
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import Counter, Gauge
+
+from toolforge_kit.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 
 __all__ = ["CONTENT_TYPE_LATEST", "JobsMetrics"]
 
 
-class JobsMetrics:
-    """The jobs API's metrics in their own :class:`CollectorRegistry`."""
+class JobsMetrics(ServiceMetrics):
+    """The jobs API's metrics: the kit's, plus log streaming and the object cache."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "toolforge_jobs_requests",
-            "Requests handled, by route template, method and HTTP status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.request_duration = Histogram(
-            "toolforge_jobs_request_duration_seconds",
-            "Time from receiving a request to sending the last byte of its response.",
-            ["route", "method"],
-            registry=self.registry,
-        )
-        self.kube_requests = Counter(
-            "toolforge_jobs_kube_requests",
-            "Calls to kube-apiserver, by HTTP method, resource and response status.",
-            ["method", "resource", "code"],
-            registry=self.registry,
-        )
-        self.kube_duration = Histogram(
-            "toolforge_jobs_kube_request_duration_seconds",
-            "Time until kube-apiserver's response headers arrived.",
-            ["method", "resource"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=self.registry,
-        )
-        self.kube_errors = Counter(
-            "toolforge_jobs_kube_errors",
-            "Failed kube-apiserver calls, by the kind of error they were mapped to.",
-            ["kind"],
-            registry=self.registry,
-        )
+        super().__init__("toolforge_jobs")
         self.log_streams = Gauge(
             "toolforge_jobs_log_streams_open",
             "Log responses currently being streamed to clients.",
@@ -110,17 +71,3 @@ class JobsMetrics:
             "Watch requests of the object cache open now.",
             registry=self.registry,
         )
-
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_duration.labels(route, method).observe(seconds)
-
-    def observe_kube(self, method: str, resource: str, code: int | None, seconds: float) -> None:
-        """Count one kube-apiserver call (``code`` ``None``: no response)."""
-        self.kube_requests.labels(method, resource, "error" if code is None else str(code)).inc()
-        self.kube_duration.labels(method, resource).observe(seconds)
-
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text format (:data:`CONTENT_TYPE_LATEST`)."""
-        return generate_latest(self.registry)

@@ -10,19 +10,21 @@ given to :func:`load_settings`, then the defaults below. Nothing is read at impo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from toolforge_auth.serving import FileSettings, load_file_settings
-from toolforge_auth.settings import AuthSettings
+from toolforge_kit.settings import BackendSettings
+from toolforge_kit.settings import load_settings as load_backend_settings
 
 __all__ = ["JobsSettings", "load_settings"]
 
 
-class JobsSettings(FileSettings):
-    """Everything the jobs API reads at start-up. See ``services/jobs/README.md``.
+class JobsSettings(BackendSettings):
+    """Everything the jobs API reads at start-up: the kit's common settings
+    (:class:`toolforge_kit.BackendSettings`) and the jobs API's own. See
+    ``services/jobs/README.md``.
 
     Durations are in seconds.
     """
@@ -31,28 +33,18 @@ class JobsSettings(FileSettings):
         env_prefix="TOOLFORGE_JOBS_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    host: str = "0.0.0.0"  # noqa: S104 - a backend Service listens on the pod's interfaces
-    #: The gateway's default route is ``https://jobs-api:8443`` (toolforge_gateway.settings).
-    port: int = Field(default=8443, ge=0, le=65535)
+    tls_cert_file: Path = Field(
+        default=Path("jobs-api-server.crt"),
+        description="TLS server certificate (PlatformPKI jobs-api-server, from the backend CA).",
+    )
+    tls_key_file: Path = Field(default=Path("jobs-api-server.key"), description="Its key.")
+    kube_max_connections: int = Field(
+        default=128,
+        ge=2,
+        description="Size of the shared connection pool to kube-apiserver; open log follows "
+        "hold one each (watches have a pool of their own).",
+    )
 
-    #: TLS server certificate and key (PlatformPKI ``jobs-api-server``, from the backend CA).
-    tls_cert_file: Path = Path("jobs-api-server.crt")
-    tls_key_file: Path = Path("jobs-api-server.key")
-    #: The backend CA: client certificates from it identify the gateway (mTLS, optional at
-    #: the handshake so health probes get in; required by every ``/v1/tool/...`` route).
-    backend_ca_file: Path = Path("backend-ca.crt")
-    #: CNs of backend-CA client certificates allowed to forward ``ssl-client-subject-dn``.
-    gateway_peer_cns: list[str] = Field(default_factory=lambda: ["toolforge-api-gateway"])
-
-    #: Kubeconfig of the API's own identity (user ``toolforge-jobs-api``); ``null`` uses the
-    #: in-cluster ServiceAccount.
-    kubeconfig: Path | None = None
-    #: Longest time for one kube-apiserver call (connect plus response), except log follows.
-    kube_timeout_seconds: float = Field(default=30.0, gt=0)
-    #: Size of the shared connection pool to kube-apiserver; open log follows hold one each.
-    kube_max_connections: int = Field(default=128, ge=2)
-    #: ``Retry-After`` of a 503 when kube-apiserver cannot be reached.
-    retry_after_seconds: int = Field(default=5, ge=0)
     #: Where tool homes live on the nodes (Toolforge: the NFS mount ``/data/project``). When
     #: set, a namespace whose ``toolforge.org/home`` annotation is not directly inside it is
     #: refused (502) instead of being mounted; ``null`` trusts the annotation.
@@ -93,18 +85,6 @@ class JobsSettings(FileSettings):
     #: Longer log lines are cut to this many bytes.
     logs_max_line_bytes: int = Field(default=64 * 1024, ge=256)
 
-    #: Seconds in-flight requests get after SIGTERM/SIGINT (uvicorn
-    #: ``timeout_graceful_shutdown``); open log follows are then cancelled.
-    graceful_shutdown_seconds: float = Field(default=15.0, ge=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-
-    def auth_settings(self) -> AuthSettings:
-        """These settings as :class:`toolforge_auth.AuthSettings` (for
-        :func:`toolforge_auth.dependencies.install_auth`)."""
-        return AuthSettings(
-            backend_ca_file=self.backend_ca_file, gateway_peer_cns=list(self.gateway_peer_cns)
-        )
-
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSettings:
     """Settings from ``overrides``, the environment and ``config_file`` (YAML mapping of the
@@ -113,4 +93,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSett
     Raises :class:`pydantic.ValidationError` for invalid values and :class:`OSError` when
     ``config_file`` cannot be read.
     """
-    return load_file_settings(JobsSettings, config_file, **overrides)
+    return load_backend_settings(JobsSettings, config_file, **overrides)

@@ -1,0 +1,2 @@
+"""The jobs API's routes, one :class:`fastapi.APIRouter` per area (thin handlers over
+:class:`~toolforge_jobs.service.JobsService`)."""

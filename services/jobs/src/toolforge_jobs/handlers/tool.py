@@ -1,0 +1,36 @@
+"""Routes about a tool's platform: ``/v1/tool/{tool}/images`` and ``/v1/tool/{tool}/quotas``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from toolforge_jobs.handlers.common import VALIDATION, Service, errors
+from toolforge_jobs.models import ImagesResponse, QuotaResponse
+from toolforge_kit.app import ToolName
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get(
+    "/v1/tool/{tool}/images",
+    tags=["images"],
+    response_model=ImagesResponse,
+    responses=errors(VALIDATION),
+)
+async def images(tool: ToolName, service: Service) -> ImagesResponse:
+    """The images jobs may use (``imagename``)."""
+    del tool
+    return ImagesResponse(images=await service.images())
+
+
+@router.get(
+    "/v1/tool/{tool}/quotas",
+    tags=["quotas"],
+    response_model=QuotaResponse,
+    responses=errors(VALIDATION),
+)
+async def quotas(tool: ToolName, service: Service) -> QuotaResponse:
+    """The tool's quota and its use, in human units."""
+    return QuotaResponse(quota=await service.quota(tool))

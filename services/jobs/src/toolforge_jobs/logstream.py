@@ -1,0 +1,221 @@
+"""Job logs from the pod log API: the NDJSON stream of ``GET .../jobs/{name}/logs``.
+
+The logs of a job are those of the ``job`` container of its pods (the newest
+``logs_max_pods``), read as the tool (:class:`~toolforge_jobs.storage.ToolImpersonatingStorage`)
+and merged in time order. With ``follow`` every pod is streamed until its container ends, pods
+that start later are picked up, and the stream ends when no more pods can come (the Job
+finished, the Deployment is gone, the CronJob has no active Job) or after
+``logs_follow_max_seconds``. A client that goes away cancels and closes every pod stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+
+from toolforge_jobs.builders import (
+    CONTAINER_NAME,
+    ToolContext,
+    UnreadableJobError,
+    job_from_objects,
+    resolve_filelog_paths,
+)
+from toolforge_jobs.cache import MANAGED_SELECTOR
+from toolforge_jobs.logs import LogRecord, parse_log_line
+from toolforge_jobs.objects import NAME_LABEL, PLURAL, Obj, finished, meta, parse_time
+from toolforge_jobs.settings import JobsSettings
+from toolforge_jobs.storage import ToolImpersonatingStorage, gather_all
+from toolforge_kit.errors import APIError, BadRequestError, NotFoundError
+from toolforge_kit.streaming import iter_lines
+
+__all__ = ["PodLogs"]
+
+_log = logging.getLogger(__name__)
+
+
+class PodLogs:
+    """Reads and follows the pod logs of jobs; see the module documentation."""
+
+    def __init__(self, storage: ToolImpersonatingStorage, settings: JobsSettings) -> None:
+        self._storage = storage
+        self._settings = settings
+
+    async def open(
+        self, tool: str, primary: Obj, *, follow: bool, lines: int | None
+    ) -> AsyncIterator[bytes]:
+        """The log of the job whose primary object is ``primary``, as NDJSON lines (see
+        :mod:`toolforge_jobs.logs`), as an async iterator to stream. Checks happen before this
+        returns, so they can still be answered as errors:
+
+        Raises:
+            NotFoundError: the job writes its output to files (filelog); it has no pods.
+            UnavailableError: too many log streams are open.
+        """
+        name = meta(primary).get("name", "")
+        try:
+            spec = job_from_objects([primary])
+        except UnreadableJobError as exc:
+            raise NotFoundError(f"Job '{name}' cannot be read as a job") from exc
+        if spec.filelog:
+            context = ToolContext(name=tool, uid=1, home_host_path="/")
+            paths = resolve_filelog_paths(spec, context) or ("", "")
+            raise NotFoundError(
+                f"Job '{name}' writes its output to files in the tool's home ({paths[0]}, "
+                f"{paths[1]}); read them there"
+            )
+        pods = await self._pods_of(tool, name)
+        if not pods:
+            raise NotFoundError(f"Job '{name}' has no pods (it has not started, or has ended)")
+        if follow:
+            return self._follow(tool, primary, pods, lines)
+        records = await self._read_logs(tool, pods, lines)
+        return _aiter(record.ndjson() for record in records)
+
+    async def _pods_of(self, tool: str, name: str) -> list[Obj]:
+        pods = await self._storage.list(
+            tool, "pods", label_selector=f"{MANAGED_SELECTOR},{NAME_LABEL}={name}"
+        )
+        live = [p for p in pods if not meta(p).get("deletionTimestamp")]
+        live.sort(key=lambda p: parse_time(meta(p).get("creationTimestamp")))
+        return live[-self._settings.logs_max_pods :]
+
+    async def _read_logs(self, tool: str, pods: list[Obj], lines: int | None) -> list[LogRecord]:
+        """Whole (or the last ``lines`` of) logs of ``pods``, merged in time order."""
+
+        async def one(pod: Obj) -> list[LogRecord]:
+            pod_name = meta(pod).get("name", "")
+            records: list[LogRecord] = []
+            try:
+                async with self._storage.pod_log(
+                    tool, pod_name, container=CONTAINER_NAME, follow=False, tail_lines=lines
+                ) as stream:
+                    async for raw in iter_lines(
+                        stream.iter_any(), self._settings.logs_max_line_bytes
+                    ):
+                        records.append(parse_log_line(raw, pod=pod_name, container=CONTAINER_NAME))
+            except (BadRequestError, NotFoundError):
+                return []  # not started yet, or gone meanwhile
+            return records
+
+        per_pod = await gather_all(*(one(pod) for pod in pods))
+        merged = sorted((r for records in per_pod for r in records), key=lambda r: r.datetime)
+        return merged[-lines:] if lines is not None else merged
+
+    async def _still_running(self, tool: str, primary: Obj) -> bool:
+        """Whether more pods may come: the Job is unfinished, the Deployment exists, the
+        CronJob has an active Job."""
+        current = await self._storage.get(
+            tool, PLURAL[primary["kind"]], meta(primary).get("name", "")
+        )
+        if current is None or meta(current).get("uid") != meta(primary).get("uid"):
+            return False
+        if current["kind"] == "Job":
+            return not finished(current)
+        if current["kind"] == "CronJob":
+            return bool((current.get("status") or {}).get("active"))
+        return True
+
+    async def _follow_pod(self, tool: str, pod: Obj, lines: int | None, out: _Sink) -> None:
+        """Stream one pod's log into ``out`` until its container ends; while the container
+        has not started, wait for it (poll)."""
+        pod_name = meta(pod).get("name", "")
+        try:
+            await self._follow_pod_once(tool, pod_name, lines, out)
+        except APIError as exc:
+            _log.warning("tool %s: log stream of pod %s ended: %s", tool, pod_name, exc)
+
+    async def _follow_pod_once(
+        self, tool: str, pod_name: str, lines: int | None, out: _Sink
+    ) -> None:
+        while True:
+            try:
+                async with self._storage.pod_log(
+                    tool, pod_name, container=CONTAINER_NAME, follow=True, tail_lines=lines
+                ) as stream:
+                    async for raw in iter_lines(
+                        stream.iter_any(), self._settings.logs_max_line_bytes
+                    ):
+                        await out.put(parse_log_line(raw, pod=pod_name, container=CONTAINER_NAME))
+                return
+            except NotFoundError:
+                return
+            except BadRequestError:
+                pass  # the container is waiting to start
+            current = await self._storage.get(tool, "pods", pod_name)
+            if current is None or meta(current).get("deletionTimestamp"):
+                return
+            if (current.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                for record in await self._read_logs(tool, [current], lines):
+                    await out.put(record)
+                return
+            await asyncio.sleep(self._settings.logs_poll_seconds)
+
+    async def _follow(
+        self, tool: str, primary: Obj, pods: list[Obj], lines: int | None
+    ) -> AsyncIterator[bytes]:
+        """Follow the logs of ``pods`` and of pods that start later, until no pod is left
+        running and no more can come (:meth:`_still_running`), or ``logs_follow_max_seconds``
+        passed. Leaving early (the client went away) cancels and closes every pod stream."""
+        poll = self._settings.logs_poll_seconds
+        deadline = time.monotonic() + self._settings.logs_follow_max_seconds
+        out = _Sink()
+        tasks: dict[str, asyncio.Task[None]] = {}
+
+        def start(found: Iterable[Obj]) -> None:
+            for pod in found:
+                uid = meta(pod).get("uid", "")
+                if uid and uid not in tasks:
+                    tasks[uid] = asyncio.create_task(self._follow_pod(tool, pod, lines, out))
+
+        try:
+            start(pods)
+            while time.monotonic() < deadline:
+                record = await out.get(timeout=poll)
+                if record is not None:
+                    yield record.ndjson()
+                    continue
+                if any(not t.done() for t in tasks.values()) or not out.empty():
+                    continue
+                name = meta(primary).get("name", "")
+                fresh = [
+                    p for p in await self._pods_of(tool, name) if meta(p).get("uid") not in tasks
+                ]
+                if fresh:
+                    start(fresh)
+                elif not await self._still_running(tool, primary):
+                    break
+        except APIError as exc:
+            _log.warning(
+                "tool %s: log follow of %s stopped: %s", tool, meta(primary).get("name"), exc
+            )
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+class _Sink:
+    """The queue pod streams write records to; :meth:`get` waits at most ``timeout``."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[LogRecord] = asyncio.Queue(maxsize=1024)
+
+    async def put(self, record: LogRecord) -> None:
+        await self._queue.put(record)
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    async def get(self, timeout: float) -> LogRecord | None:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+
+async def _aiter(items: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item

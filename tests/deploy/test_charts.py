@@ -24,6 +24,7 @@ from deploy.charts import (
 )
 from pydantic import BaseModel
 
+from golden import assert_golden
 from toolforge_builds.settings import BuildsSettings
 from toolforge_dev.deploy import CHARTS, CHARTS_DIR, NAMESPACE
 from toolforge_gateway.settings import GatewaySettings
@@ -53,13 +54,7 @@ def test_helm_lint_strict(chart: str, values: str) -> None:
 def test_rendering_matches_golden_file(chart: str, values: str) -> None:
     """Every rendered object is reviewed: a change to a chart shows up as a golden-file diff.
     ``UPDATE_GOLDEN=1`` rewrites the files."""
-    rendered = template(chart, values)
-    golden = GOLDEN_DIR / f"{chart}-{values}.yaml"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(rendered)
-    assert golden.exists(), f"no golden file {golden}: run UPDATE_GOLDEN=1 pytest {__file__}"
-    assert rendered == golden.read_text(), f"{golden} differs: review, then UPDATE_GOLDEN=1"
+    assert_golden(GOLDEN_DIR / f"{chart}-{values}.yaml", template(chart, values))
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 from rich.console import Console
 from rich.table import Table
 
@@ -29,6 +27,7 @@ from toolforge_admin.onboarding import (
     ToolResult,
 )
 from toolforge_admin.settings import AdminSettings
+from toolforge_kit.kube import KubeClient
 
 T = TypeVar("T")
 
@@ -60,13 +59,21 @@ def kubeconfig_path(settings: AdminSettings) -> Path:
 
 @asynccontextmanager
 async def onboarder(settings: AdminSettings) -> AsyncIterator[ToolOnboarder]:
-    """A :class:`ToolOnboarder` on an admin ``ApiClient`` that is closed afterwards."""
+    """A :class:`ToolOnboarder` on an admin client (the kit's transport) that is closed
+    afterwards."""
     path = kubeconfig_path(settings)
     cluster = ClusterAccess.from_kubeconfig(path)
-    conf = k8s.Configuration()
-    await k8s_config.load_kube_config(config_file=str(path), client_configuration=conf)
-    async with k8s.ApiClient(conf) as api:
-        yield ToolOnboarder(api, cluster, settings)
+    kube = await KubeClient.connect(
+        kubeconfig=path,
+        user_agent="toolforge-admin",
+        max_connections=8,
+        timeout=settings.kube_timeout_seconds,
+        retry_after=5,
+    )
+    try:
+        yield ToolOnboarder(kube, cluster, settings)
+    finally:
+        await kube.close()
 
 
 def _run(fn: Callable[[ToolOnboarder], Awaitable[T]]) -> T:

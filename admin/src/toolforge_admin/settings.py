@@ -60,3 +60,6 @@ class AdminSettings(BaseSettings):
     quota: dict[str, str] = Field(default_factory=_default_quota)
     limit_range: dict[str, dict[str, str]] = Field(default_factory=_default_limit_range)
     csr_timeout_seconds: float = 30.0
+    kube_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest time for one kube-apiserver call."
+    )

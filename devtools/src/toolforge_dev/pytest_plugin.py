@@ -35,6 +35,7 @@ from toolforge_dev.cli import admin_settings
 from toolforge_dev.cluster import COMPONENTS, Cluster
 from toolforge_dev.registry import LocalRegistry
 from toolforge_dev.services import PlatformServices
+from toolforge_kit.kube import KubeClient
 
 
 def _progress(message: str) -> None:
@@ -105,6 +106,11 @@ def registry(
     instance.stop()
 
 
+def admin_kube(api: k8s.ApiClient) -> KubeClient:
+    """The kit's transport on a cluster-admin ``ApiClient`` (closed by its owner, not here)."""
+    return KubeClient(api, metrics=None, timeout=60.0, retry_after=5)
+
+
 async def new_admin_api(cluster: Cluster) -> k8s.ApiClient:
     """A cluster-admin ``ApiClient`` (the caller closes it)."""
     conf = k8s.Configuration()
@@ -133,7 +139,7 @@ async def admin_api(cluster: Cluster) -> AsyncIterator[k8s.ApiClient]:
 async def onboarder(cluster: Cluster, admin_api: k8s.ApiClient) -> ToolOnboarder:
     """The onboarding service on the local cluster, homes in the run directory."""
     access = ClusterAccess.from_kubeconfig(cluster.admin_kubeconfig)
-    return ToolOnboarder(admin_api, access, admin_settings(cluster))
+    return ToolOnboarder(admin_kube(admin_api), access, admin_settings(cluster))
 
 
 @dataclass

@@ -46,12 +46,14 @@ down: python ## Stop the background platform and clean up
 status: python ## Health of every cluster component
 	@$(RUN) toolforge-dev status
 
-lint: python ## ruff and mypy --strict
+lint: python ## ruff, mypy --strict and the import-linter layer contracts
 	@echo "==> ruff"
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 	@echo "==> mypy --strict"
 	@$(RUN) mypy
+	@echo "==> import-linter (layers: pyproject.toml [tool.importlinter])"
+	@$(RUN) lint-imports --no-cache
 
 format: python
 	@$(RUN) ruff check --fix .

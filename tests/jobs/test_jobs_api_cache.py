@@ -26,7 +26,7 @@ from toolforge_jobs.cache import MANAGED_SELECTOR, ObjectCache, _Informer, _Tool
 from toolforge_jobs.metrics import JobsMetrics
 from toolforge_jobs.settings import JobsSettings
 from toolforge_jobs.storage import Obj, ToolImpersonatingStorage
-from toolforge_kit.errors import ClusterError, GoneError
+from toolforge_kit.errors import ClusterError, ForbiddenError, GoneError, UnavailableError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="module")]
 
@@ -303,6 +303,63 @@ async def test_a_write_the_watch_cannot_show_lists_again(
     finally:
         await cache.close()
     assert watch_tasks(besides=served) == set()
+
+
+async def test_the_cache_is_not_served_while_the_apiserver_cannot_be_reached(
+    cluster: Cluster,
+    storage: tuple[ToolImpersonatingStorage, JobsMetrics],
+    module_tool: Tool,
+) -> None:
+    """The rule behind a deterministic outage 503: a cache answer needs a live answer of
+    kube-apiserver for the tool, sent alongside. Here the watches stay open and healthy while
+    the requests pool points at a closed port: the read fails at once, nothing stale comes."""
+    kube, metrics = storage
+    tool = module_tool.name
+    served = frozenset(watch_tasks())
+    cache = ObjectCache(kube, metrics, settings_for(cluster))
+    live = kube._kube
+    dead = live.second_pool(2)
+    dead._api.configuration.host = "https://127.0.0.1:9"  # discard port: connection refused
+    try:
+        assert await _read_names(cache, tool) is not None
+        kube._kube = dead
+        with pytest.raises(UnavailableError):
+            await cache.read(tool)
+        assert len(watch_tasks(tool, besides=served)) == 5  # the watches never noticed
+        kube._kube = live
+        assert await _read_names(cache, tool) is not None
+    finally:
+        kube._kube = live
+        await dead.close()
+        await cache.close()
+
+
+async def test_revoked_rights_are_refused_at_once(
+    cluster: Cluster, storage: tuple[ToolImpersonatingStorage, JobsMetrics], admin: k8s.ApiClient
+) -> None:
+    """Watches check RBAC when they start (every ``cache_watch_seconds``, 300 s here); the
+    probe sent with every read makes a tool that lost its rights get 403 from the next read."""
+    kube, metrics = storage
+    async with onboarded_tool(cluster) as victim:
+        cache = ObjectCache(kube, metrics, settings_for(cluster, cache_watch_seconds=300))
+        try:
+            assert await _read_names(cache, victim.name) is not None
+            await k8s.RbacAuthorizationV1Api(admin).delete_namespaced_role_binding(
+                "toolforge-tool", victim.namespace
+            )
+
+            async def refused() -> bool:
+                try:
+                    await cache.read(victim.name)
+                except ForbiddenError:
+                    return True
+                return False
+
+            # RBAC reaches the apiserver's authorizer through its own informer (milliseconds);
+            # the watches would serve the cache for 300 s.
+            await wait_for(refused, "403 after the RoleBinding went", timeout=10, interval=0.1)
+        finally:
+            await cache.close()
 
 
 async def test_idle_and_surplus_tools_are_dropped_with_their_watches(

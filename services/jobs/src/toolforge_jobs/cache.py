@@ -19,6 +19,12 @@ detection of changes"):
   ``cache_wait_seconds`` for the first fill); when one of them is failing, or the wait ends,
   :meth:`ObjectCache.read` returns ``None`` and the caller reads the apiserver directly, which
   answers the same errors as without a cache (503 when kube-apiserver is unreachable).
+- A cache answer is only given together with a live answer of kube-apiserver for the same
+  tool: every read sends, alongside the cache lookup, one small list as the tool
+  (:meth:`~toolforge_jobs.storage.ToolImpersonatingStorage.probe`, at most one LimitRange).
+  So the cache is never served while kube-apiserver is down, even before a watch has noticed
+  the outage (503 at once, as without a cache), nor after the tool lost its rights (403 at
+  once). The cache saves kube-apiserver the large lists, not the round trip.
 - Read-your-writes: every write this process makes as a tool (create, replace, patch, delete,
   delete collection; see :data:`~toolforge_jobs.storage.WriteListener`) is recorded, and a
   later read of the tool waits until the watches show it. An answer that is the object
@@ -56,16 +62,14 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from toolforge_jobs.builders import MANAGED_BY
 from toolforge_jobs.metrics import JobsMetrics
+from toolforge_jobs.objects import MANAGED_SELECTOR
 from toolforge_jobs.settings import JobsSettings
-from toolforge_jobs.storage import WATCHED, Obj, ToolImpersonatingStorage
+from toolforge_jobs.storage import WATCHED, Obj, ToolImpersonatingStorage, gather_all
 from toolforge_kit.errors import APIError, ClusterError, GoneError
 
 __all__ = ["MANAGED_SELECTOR", "SELECTIONS", "ObjectCache", "Selection", "resource_version"]
 
-#: Label selector of every object the jobs API makes.
-MANAGED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 #: ``(label selector, field selector)`` of each watched resource: what ``list`` reads.
 Selection = tuple[str | None, str | None]
 SELECTIONS: dict[str, Selection] = {
@@ -346,7 +350,8 @@ class ObjectCache:
             self._metrics.cache_tools.set(len(self._tools))
         else:
             self._tools.move_to_end(tool)
-        objects = await cache.read(self._wait)
+        found, _ = await gather_all(cache.read(self._wait), self._storage.probe(tool))
+        objects: dict[str, list[Obj]] | None = found
         self._metrics.cache_reads.labels("miss" if objects is None else "hit").inc()
         return objects
 

@@ -22,9 +22,16 @@ from toolforge_jobs.builders import (
     job_from_objects,
     resolve_filelog_paths,
 )
-from toolforge_jobs.cache import MANAGED_SELECTOR
 from toolforge_jobs.logs import LogRecord, parse_log_line
-from toolforge_jobs.objects import NAME_LABEL, PLURAL, Obj, finished, meta, parse_time
+from toolforge_jobs.objects import (
+    MANAGED_SELECTOR,
+    NAME_LABEL,
+    PLURAL,
+    Obj,
+    finished,
+    meta,
+    parse_time,
+)
 from toolforge_jobs.settings import JobsSettings
 from toolforge_jobs.storage import ToolImpersonatingStorage, gather_all
 from toolforge_kit.errors import APIError, BadRequestError, NotFoundError

@@ -14,6 +14,7 @@ from toolforge_jobs.models import NAME_MAX_LENGTH, NAME_PATTERN
 
 __all__ = [
     "EPOCH",
+    "MANAGED_SELECTOR",
     "NAME_LABEL",
     "PLURAL",
     "Obj",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
+#: Label selector of every object the jobs API makes.
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={JOBS_MANAGER}"
 #: The label that names a job's objects and pods (REFERENCE.md, "Kubernetes mapping").
 NAME_LABEL = "app.kubernetes.io/name"
 #: The resource (plural) of each kind the jobs API writes.

@@ -47,7 +47,7 @@ from toolforge_jobs.builders import (
     manual_job_from_cronjob,
     schedule_actual_of,
 )
-from toolforge_jobs.cache import MANAGED_SELECTOR, SELECTIONS, ObjectCache
+from toolforge_jobs.cache import SELECTIONS, ObjectCache
 from toolforge_jobs.images import (
     CONFIGMAP_KEY,
     ImageCatalog,
@@ -58,6 +58,7 @@ from toolforge_jobs.limits import check_limits, quota_view
 from toolforge_jobs.logstream import PodLogs
 from toolforge_jobs.models import ImageSummary, Job, JobSpec, Quota, specs_equal
 from toolforge_jobs.objects import (
+    MANAGED_SELECTOR,
     NAME_LABEL,
     PLURAL,
     Obj,

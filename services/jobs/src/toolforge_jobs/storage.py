@@ -192,6 +192,23 @@ class ToolImpersonatingStorage:
         ) as events:
             yield events
 
+    async def probe(self, tool: str) -> None:
+        """One small live read as the tool (its namespace's LimitRanges, at most one item): it
+        proves that kube-apiserver answers and that the tool may still read its namespace.
+        Counted in the kube metrics as resource ``probe``.
+
+        Raises:
+            UnavailableError: kube-apiserver cannot be reached.
+            ForbiddenError: the tool may no longer read its namespace.
+        """
+        await self._kube.request(
+            "GET",
+            RESOURCES["limitranges"].collection(namespace_for(tool)),
+            label="probe",
+            as_tool=tool,
+            query=[("limit", "1")],
+        )
+
     async def get(self, tool: str, resource: str, name: str) -> Obj | None:
         """One object of the tool's namespace, ``None`` when it does not exist."""
         return await self._kube.get(RESOURCES[resource], namespace_for(tool), name, as_tool=tool)

@@ -5,7 +5,6 @@ the real kube-apiserver is in test_charts_cluster.py."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest

@@ -51,18 +51,21 @@ def test_golden(name: str) -> None:
 
 
 def test_builders_refuse_names_that_are_not_tools() -> None:
-    for build in (
-        lambda: namespace_object("a,b", uid=1, home="/x"),
-        lambda: role_binding("Tool"),
-        lambda: resource_quota("-x", {}),
-        lambda: limit_range("a" * 59, {}),
-    ):
-        with pytest.raises(InvalidToolName):
-            build()
+    with pytest.raises(InvalidToolName):
+        namespace_object("a,b", uid=1, home="/x")
+    with pytest.raises(InvalidToolName):
+        role_binding("Tool")
+    with pytest.raises(InvalidToolName):
+        resource_quota("-x", {})
+    with pytest.raises(InvalidToolName):
+        limit_range("a" * 59, {})
 
 
 def test_approval_adds_the_condition_and_keeps_the_rest() -> None:
-    current = {"metadata": {"name": "n", "resourceVersion": "7"}, "status": {"x": 1}}
+    current: dict[str, Any] = {
+        "metadata": {"name": "n", "resourceVersion": "7"},
+        "status": {"x": 1},
+    }
     approved = csr_approval(current, "mytool")
     assert approved["metadata"] == current["metadata"]
     assert approved["status"]["x"] == 1

@@ -72,11 +72,15 @@ def json_reply(model: BaseModel, status_code: int = status.HTTP_200_OK, **dump: 
 
 
 def error_responses(
-    model: type[BaseModel], descriptions: Mapping[int, str], *, json_only: bool = False
+    model: type[BaseModel], *groups: Mapping[int, str], json_only: bool = False
 ) -> Responses:
-    """OpenAPI ``responses`` for error statuses, each with ``model`` as body, sorted by status.
-    ``json_only``: for a route whose success is not JSON (a stream), say explicitly that its
-    errors are JSON (FastAPI would document them with the route's media type)."""
+    """OpenAPI ``responses`` for error statuses (``groups`` of ``{status: description}``,
+    later ones win), each with ``model`` as body, sorted by status. ``json_only``: for a route
+    whose success is not JSON (a stream), say explicitly that its errors are JSON (FastAPI
+    would document them with the route's media type)."""
+    descriptions: dict[int, str] = {}
+    for group in groups:
+        descriptions.update(group)
     out: Responses = {}
     for code, description in sorted(descriptions.items()):
         if json_only:

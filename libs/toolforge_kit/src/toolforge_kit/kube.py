@@ -128,6 +128,10 @@ def _selectors(label_selector: str | None, field_selector: str | None) -> list[t
     return query
 
 
+def _field_manager(name: str | None) -> list[tuple[str, str]] | None:
+    return [("fieldManager", name)] if name else None
+
+
 class KubeClient:
     """kube-apiserver access for one backend; see the module documentation.
 
@@ -414,7 +418,7 @@ class KubeClient:
             label=res.plural,
             as_tool=as_tool,
             body=obj,
-            query=[("fieldManager", field_manager)] if field_manager else None,
+            query=_field_manager(field_manager),
         )
 
     async def replace(
@@ -434,7 +438,7 @@ class KubeClient:
             label=res.plural,
             as_tool=as_tool,
             body=obj,
-            query=[("fieldManager", field_manager)] if field_manager else None,
+            query=_field_manager(field_manager),
         )
 
     async def patch(
@@ -455,7 +459,7 @@ class KubeClient:
             as_tool=as_tool,
             body=patch,
             content_type=MERGE_PATCH,
-            query=[("fieldManager", field_manager)] if field_manager else None,
+            query=_field_manager(field_manager),
         )
 
     async def delete(

@@ -41,7 +41,4 @@ REGISTRY = {
 
 def errors(*groups: Mapping[int, str], json_only: bool = False) -> Responses:
     """The documented error answers of a tool route: :data:`AUTH` and ``groups``."""
-    merged: dict[int, str] = dict(AUTH)
-    for group in groups:
-        merged.update(group)
-    return error_responses(ResponseEnvelope, merged, json_only=json_only)
+    return error_responses(ResponseEnvelope, AUTH, *groups, json_only=json_only)

@@ -57,7 +57,4 @@ SPEC = {
 
 def errors(*groups: Mapping[int, str], json_only: bool = False) -> Responses:
     """The documented error answers of a tool route: :data:`AUTH` and ``groups``."""
-    merged: dict[int, str] = dict(AUTH)
-    for group in groups:
-        merged.update(group)
-    return error_responses(MessagesResponse, merged, json_only=json_only)
+    return error_responses(MessagesResponse, AUTH, *groups, json_only=json_only)

@@ -234,7 +234,9 @@ def build_service_image(service: ServiceImage, progress: Progress = print) -> Pa
     started = time.monotonic()
     log = directory / f"{service.name}.build.log"
     log.write_text("")
-    with tempfile.TemporaryDirectory(prefix=f".build-{service.name}-", dir=directory) as tmp:
+    # ".svc-" not ".build-": build_images removes stale ".build-*" directories, and another
+    # process may build base images while this one builds a service image.
+    with tempfile.TemporaryDirectory(prefix=f".svc-{service.name}-", dir=directory) as tmp:
         work = Path(tmp)
         base_layer, app_layer = work / "base.tar", work / "app.tar"
         _extract_base_layer(base, base_layer)

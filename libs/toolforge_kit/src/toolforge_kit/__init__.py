@@ -10,6 +10,8 @@ A new backend starts here (see ``libs/README.md``):
   backend's envelope, metrics middleware and route); :data:`ToolName`, the verified tool of a
   route; :func:`json_reply`, :func:`error_responses`, :func:`document_ndjson`;
 - :class:`ServiceMetrics`: the common Prometheus metrics;
+- :class:`Messages`, :class:`MessagesResponse`, :class:`ErrorBody`, :func:`render_error`: the
+  wire envelope as production serves it;
 - :class:`NDJSONStreamingResponse`, :class:`LineSplitter`, :func:`iter_lines`: streaming;
 - :func:`main`, :func:`build_server`: the command line and uvicorn over mTLS.
 """
@@ -38,6 +40,7 @@ from toolforge_kit.metrics import ServiceMetrics
 from toolforge_kit.server import build_server, main
 from toolforge_kit.settings import BackendSettings, load_settings
 from toolforge_kit.streaming import NDJSON, LineSplitter, NDJSONStreamingResponse, iter_lines
+from toolforge_kit.wire import ErrorBody, Messages, MessagesResponse, render_error
 
 __all__ = [
     "NDJSON",
@@ -46,11 +49,14 @@ __all__ = [
     "BadRequestError",
     "ClusterError",
     "ConflictError",
+    "ErrorBody",
     "ForbiddenError",
     "GoneError",
     "InvalidObjectError",
     "KubeClient",
     "LineSplitter",
+    "Messages",
+    "MessagesResponse",
     "NDJSONStreamingResponse",
     "NotFoundError",
     "Obj",
@@ -68,4 +74,5 @@ __all__ = [
     "json_reply",
     "load_settings",
     "main",
+    "render_error",
 ]

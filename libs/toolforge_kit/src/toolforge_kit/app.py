@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolforge_auth.dependencies import CurrentTool, install_auth
@@ -114,6 +115,40 @@ def document_ndjson(app: FastAPI, route: str, method: str, model: type[BaseModel
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+class _TrailingSlashMiddleware:
+    """Every route answers with and without a trailing ``/`` (REFERENCE.md, "The wire as
+    production serves it"): the path is routed without it, no redirect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+            if scope.get("raw_path"):
+                scope["raw_path"] = scope["raw_path"].rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """The methods of every route whose path matches (a 405's ``Allow``, RFC 9110 10.2.1)."""
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 class _MetricsMiddleware:
@@ -209,9 +244,12 @@ def install_error_handlers(
         code = body_validation_status if in_body else status.HTTP_422_UNPROCESSABLE_CONTENT
         return reply(code, validation_messages(errors))
 
-    async def http_error(_request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-        return reply(exc.status_code, [str(exc.detail)], exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            headers["Allow"] = _allowed_methods(app, request.scope)
+        return reply(exc.status_code, [str(exc.detail)], headers)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         _log.error(
@@ -246,7 +284,9 @@ def create_backend_app(
 ) -> FastAPI:
     """A backend app: auth from ``settings`` (the gateway's backend CA), every error rendered
     with ``render_error``, the metrics middleware and ``GET /metrics`` (and ``/v1/metrics``,
-    the path the gateway exposes) without identity, then ``routers`` in order.
+    the path the gateway exposes) without identity, then ``routers`` in order. Every route
+    answers with and without a trailing ``/`` (no redirect), and a 405 carries an ``Allow``
+    header with every method of the path.
 
     Raises:
         OSError, ValueError: the backend CA file cannot be loaded.
@@ -258,6 +298,7 @@ def create_backend_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,
     )
     app.state.metrics = metrics
     install_auth(app, settings.auth_settings())
@@ -270,6 +311,7 @@ def create_backend_app(
         bad_request_errors=bad_request_errors,
     )
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(_TrailingSlashMiddleware)
     for router in routers:
         app.include_router(router)
     app.include_router(_metrics_router(metrics))

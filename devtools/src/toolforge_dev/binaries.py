@@ -12,7 +12,9 @@ the published Go modules:
 - Helm (``helm.sh/helm/v4``, the newest release line the proxy serves) for the charts, through
   ``devtools/go/helm``;
 - the CNCF distribution registry (``github.com/distribution/distribution/v3``), the real
-  registry that tool images are pushed to, through ``devtools/go/registry``.
+  registry that tool images are pushed to, through ``devtools/go/registry``;
+- Traefik (``github.com/traefik/traefik/v3``), the Gateway API controller of the web-traffic
+  path, through ``devtools/go/traefik``.
 
 The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
 to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
@@ -210,6 +212,25 @@ def registry() -> GoComponent:
     )
 
 
+def traefik() -> GoComponent:
+    """Traefik with its Kubernetes Gateway provider, the web-traffic proxy (runs as a pod).
+
+    v3.6.9 through the wrapper module ``devtools/go/traefik``, which repeats Traefik's own
+    ``replace``/``exclude`` lines (they apply only in the main module). v3.7.x needs
+    ``github.com/ucloud/ucloud-sdk-go``, which the Go module proxy refuses (403). About 6 min
+    cold on 2 cores.
+    """
+    module = GO_MODULES_DIR / "traefik"
+    version = _required_version(module / "go.mod", "github.com/traefik/traefik/v3")
+    return GoComponent(
+        name="traefik",
+        version=version,
+        binaries=(("traefik", "github.com/traefik/traefik/v3/cmd/traefik"),),
+        module_dir=module,
+        ldflags=f"-s -w -X github.com/traefik/traefik/v3/pkg/version.Version={version}",
+    )
+
+
 def bench_components() -> tuple[GoComponent, ...]:
     """Tools only the benchmarks need (``make bench``), not the cluster."""
     return (vegeta(),)
@@ -217,7 +238,7 @@ def bench_components() -> tuple[GoComponent, ...]:
 
 def all_components() -> tuple[GoComponent, ...]:
     """Every component the local platform needs (cluster, registry, Helm)."""
-    return (etcd(), kubernetes(), coredns(), registry(), helm())
+    return (etcd(), kubernetes(), coredns(), registry(), helm(), traefik())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""fourohfour: the page a web request gets when no tool serves its host and path."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from toolforge_admin import web_policies
 from toolforge_auth.tools import (
     ADMIN_MANAGER,
     HOME_ANNOTATION,
@@ -221,6 +222,8 @@ def tool_cluster_role() -> Obj:
             {"apiGroups": ["batch"], "verbs": all_verbs, "resources": ["jobs", "cronjobs"]},
             {"apiGroups": ["events.k8s.io"], "verbs": read, "resources": ["events"]},
             {"apiGroups": ["discovery.k8s.io"], "verbs": read, "resources": ["endpointslices"]},
+            # HTTPRoutes, confined by web_policies.route_policy().
+            web_policies.TOOL_ROUTE_RULE,
         ],
     }
 

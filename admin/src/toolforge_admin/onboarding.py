@@ -4,7 +4,8 @@
 
 1. the shared ClusterRole ``toolforge-tool`` (what every tool may do in its own namespace)
    and the ValidatingAdmissionPolicy ``toolforge-tool-pods`` with its binding (what a pod in
-   a tool namespace may be: see :func:`tool_pod_policy`);
+   a tool namespace may be: see :func:`tool_pod_policy`), and the HTTPRoute policy
+   ``toolforge-tool-httproutes`` (:mod:`toolforge_admin.web_policies`);
 2. namespace ``tool-NAME``, labelled ``toolforge.org/tool=NAME``, with the tool's stable
    numeric uid in annotation ``toolforge.org/uid`` (used by the jobs API as ``runAsUser``)
    and its home's host path in ``toolforge.org/home`` (the one hostPath its pods may mount);
@@ -46,7 +47,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from toolforge_admin import pki
+from toolforge_admin import pki, web_policies
 from toolforge_admin.objects import (
     CLUSTER_ROLE,
     POD_POLICY,
@@ -180,6 +181,7 @@ class ToolOnboarder:
         result = ToolResult(tool=tool, namespace=ns, uid=None, home=self.home(tool))
         result.steps.append(await self._ensure_cluster_role())
         result.steps.extend(await self._ensure_pod_policy())
+        result.steps.extend(await self._ensure_policies(web_policies.admission_policies()))
         step, uid = await self._ensure_namespace(tool)
         result.uid = uid
         result.steps.append(step)
@@ -222,6 +224,19 @@ class ToolOnboarder:
                 same=lambda current: contains(current.get("spec"), binding["spec"]),
             ),
         ]
+
+    async def _ensure_policies(self, policies: list[tuple[str, Obj, Obj]]) -> list[Step]:
+        """Converge ``(step label, ValidatingAdmissionPolicy, binding)`` triples."""
+        steps = []
+        for label, policy, binding in policies:
+            for step, res, desired in (
+                (label, _POLICIES, policy),
+                (f"{label} binding", _POLICY_BINDINGS, binding),
+            ):
+                steps.append(
+                    await self._converge(step, res, None, desired, same=_same_spec(desired))
+                )
+        return steps
 
     async def _ensure_namespace(self, tool: str) -> tuple[Step, int]:
         name = namespace_for(tool)
@@ -572,6 +587,11 @@ class ToolOnboarder:
             return await call
         except APIError as exc:
             raise OnboardingError(f"{what} failed ({exc.status_code}): {exc.message}") from exc
+
+
+def _same_spec(desired: Obj) -> Callable[[Obj], bool]:
+    """Whether the current object's ``spec`` has every value of ``desired``'s."""
+    return lambda current: contains(current.get("spec"), desired["spec"])
 
 
 def _uid_of(namespace: Obj) -> int | None:

@@ -55,7 +55,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from toolforge_admin.pki import CertificateAuthority, PlatformPKI, generate_key, subject, write_key
-from toolforge_dev import images
+from toolforge_dev import images, web
 from toolforge_dev.binaries import Binaries
 from toolforge_dev.paths import REPO_ROOT, run_dir
 
@@ -191,6 +191,7 @@ class Cluster:
             self._start_kube_proxy(binaries)
             self._step("bootstrap objects", lambda: self._bootstrap(binaries, image_archives))
             self._start_coredns(binaries)
+            self._step("web traffic (Traefik, fourohfour)", lambda: web.install(self, binaries))
         except BaseException:
             self.progress("start failed; stopping what was started")
             self.stop()

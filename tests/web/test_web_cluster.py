@@ -163,6 +163,7 @@ async def test_rolling_restart_drops_no_request(
         stop.set()
         await asyncio.gather(*workers)
     after = {p.metadata.name for p in pods}
+    print(f"rolling restart under load: {dict(statuses)}, served by {dict(served_by)}")
     assert statuses["200"] > 100, statuses
     assert set(statuses) == {"200"}, f"dropped requests: {statuses}"
     assert set(served_by) & before, served_by  # old pods served during the rollout...

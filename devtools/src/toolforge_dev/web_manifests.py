@@ -100,6 +100,7 @@ def traefik_args() -> list[str]:
         "--ping.entryPoint=traefik",
         "--providers.kubernetesgateway=true",
         "--log.level=INFO",
+        "--log.noColor=true",
     ]
 
 

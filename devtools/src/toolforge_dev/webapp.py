@@ -2,7 +2,8 @@
 
 :func:`webapp_objects` gives what a tool would run to serve ``http://<tool>.<domain>/``: a
 Deployment of a small HTTP/1.1 keep-alive server (Python's ``http.server`` from the local
-``python3.11`` image, answering ``200`` with the pod's name on every ``GET``), its ClusterIP
+``python3.11`` image, answering ``200`` with the pod's name on every ``GET``, and exiting at
+once on ``SIGTERM``), its ClusterIP
 Service, and the ``HTTPRoute`` that the jobs API will create for ``publish: "/"``
 (:func:`tool_route`). The pods satisfy the tool pod policy (the tool's uid and gid, no
 privilege escalation, no capabilities) and carry the two settings a rolling restart needs to
@@ -23,7 +24,9 @@ PYTHON_IMAGE = "registry.local/toolforge/python3.11:stable"
 PRESTOP_SLEEP_SECONDS = 5
 
 SERVER = """
-import http.server, os
+import http.server, os, signal
+# Stop at once on SIGTERM, as a server does that is not PID 1 (PID 1 ignores it otherwise).
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 body = (os.environ["HOSTNAME"] + "\\n").encode()
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -11,6 +11,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from toolforge_cli.__main__ import app
+from toolforge_cli.apibase import Quota
+from toolforge_cli.buildsapi import Build
 from toolforge_cli.buildspec import parse_envvars, start_body
 from toolforge_cli.buildsview import (
     build_detail_table,
@@ -147,7 +149,7 @@ BUILD = {
 
 
 def test_show_lists_every_property_and_prints_values_verbatim() -> None:
-    text = render(build_detail_table(BUILD))
+    text = render(build_detail_table(Build.model_validate(BUILD)))
     for expected in (
         "alice-buildpacks-pipelinerun-abcde",
         "failure",
@@ -161,7 +163,7 @@ def test_show_lists_every_property_and_prints_values_verbatim() -> None:
         assert expected in text
     pending = {**BUILD, "status": "pending", "start_time": None, "end_time": None}
     pending["parameters"] = {**BUILD["parameters"], "envvars": []}  # type: ignore[dict-item]
-    text = render(build_detail_table(pending))
+    text = render(build_detail_table(Build.model_validate(pending)))
     rows = {
         line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
         for line in text.splitlines()
@@ -174,7 +176,7 @@ def test_show_lists_every_property_and_prints_values_verbatim() -> None:
 
 def test_list_table_has_one_row_per_build_newest_first_as_given() -> None:
     second = {**BUILD, "build_id": "alice-buildpacks-pipelinerun-fghij", "status": "running"}
-    lines = render(builds_table([second, BUILD])).splitlines()
+    lines = render(builds_table([Build.model_validate(b) for b in (second, BUILD)])).splitlines()
     assert lines[0].split()[:3] == ["Build", "ID", "Status"]
     rows = [line.split() for line in lines[2:] if line.strip()]
     assert [(r[0], r[1]) for r in rows] == [
@@ -205,7 +207,7 @@ def test_quota_table() -> None:
             },
         ]
     }
-    text = render(quota_tables(quota))
+    text = render(quota_tables(Quota.model_validate(quota)))
     assert "Builds" in text
     row = next(line for line in text.splitlines() if line.startswith("Parallel builds"))
     assert row.split()[2:] == ["4", "1", "3"]

@@ -8,8 +8,10 @@ import pytest
 import typer
 from rich.console import Console
 
+from toolforge_cli.apibase import Quota
 from toolforge_cli.client import ApiClientError, ApiServerError, error_from_response
 from toolforge_cli.errors import InternalError, UserError
+from toolforge_cli.jobsapi import Image, Job
 from toolforge_cli.jobsview import (
     images_table,
     job_detail_table,
@@ -68,6 +70,11 @@ CONTINUOUS = {
 }
 
 
+def J(*answers: dict[str, Any]) -> list[Job]:  # noqa: N802
+    """Recorded jobs (decoded JSON) as the jobs API client reads them."""
+    return [Job.model_validate(a) for a in answers]
+
+
 def render(renderable: Any, width: int = 200) -> str:
     console = Console(width=width, record=True, file=None, force_terminal=False)
     with console.capture() as capture:
@@ -86,7 +93,7 @@ def cells(text: str) -> list[list[str]]:
 
 
 def test_list_table_has_upstream_columns() -> None:
-    text = render(jobs_table([ONE_OFF, SCHEDULED, CONTINUOUS]))
+    text = render(jobs_table(J(ONE_OFF, SCHEDULED, CONTINUOUS)))
     assert cells(text) == [
         ["Job name", "Job type", "Status"],
         ["hello", "one-off", "Completed"],
@@ -96,7 +103,7 @@ def test_list_table_has_upstream_columns() -> None:
 
 
 def test_long_list_adds_command_image_and_details() -> None:
-    text = render(jobs_table([SCHEDULED, CONTINUOUS], long=True), width=400)
+    text = render(jobs_table(J(SCHEDULED, CONTINUOUS), long=True), width=400)
     table = cells(text)
     assert table[0] == [
         "Job name", "Command", "Job type", "Image", "Port", "File log", "Output log",
@@ -115,13 +122,13 @@ def test_long_list_adds_command_image_and_details() -> None:
 
 
 def test_values_are_printed_as_written_never_as_markup() -> None:
-    text = render(jobs_table([ONE_OFF], long=True), width=400)
+    text = render(jobs_table(J(ONE_OFF), long=True), width=400)
     assert "echo [bold]hi[/bold] :smile:" in text
-    assert "echo [bold]hi[/bold] :smile:" in render(job_detail_table(ONE_OFF))
+    assert "echo [bold]hi[/bold] :smile:" in render(job_detail_table(*J(ONE_OFF)))
 
 
 def test_show_lists_properties_status_and_hints() -> None:
-    text = render(job_detail_table(CONTINUOUS))
+    text = render(job_detail_table(*J(CONTINUOUS)))
     table = {row[0]: " ".join(row[1:]) for row in cells(text) if row[0].endswith(":")}
     assert table["Job name:"] == "web"
     assert table["Image:"] == "python3.11 (registry.local/toolforge/python3.11:stable)"
@@ -134,7 +141,7 @@ def test_show_lists_properties_status_and_hints() -> None:
 
 
 def test_show_of_a_scheduled_job_has_schedule_actual_timeout_and_logs() -> None:
-    table = {row[0]: " ".join(row[1:]) for row in cells(render(job_detail_table(SCHEDULED)))}
+    table = {row[0]: " ".join(row[1:]) for row in cells(render(job_detail_table(*J(SCHEDULED))))}
     assert table["Schedule:"] == "@daily"
     assert table["Actual schedule:"] == "17 3 * * *"
     assert table["Timeout:"] == "600 seconds"
@@ -155,12 +162,12 @@ def test_show_of_a_scheduled_job_has_schedule_actual_timeout_and_logs() -> None:
     ],
 )
 def test_job_type_text(job: dict[str, Any], text: str) -> None:
-    assert job_type_text(job) == text
+    assert job_type_text(*J({"name": "j", **job})) == text
 
 
 def test_images_and_quota_tables() -> None:
     images = render(
-        images_table([{"shortname": "bookworm", "image": "registry.local/toolforge/bookworm"}])
+        images_table([Image(shortname="bookworm", image="registry.local/toolforge/bookworm")])
     )
     assert cells(images) == [
         ["Short name", "Container image URL"],
@@ -168,15 +175,20 @@ def test_images_and_quota_tables() -> None:
     ]
     quota = render(
         quota_tables(
-            {
-                "categories": [
-                    {"name": "Running jobs", "items": [{"name": "CPU", "limit": "2", "used": "1"}]},
-                    {
-                        "name": "Per-job limits",
-                        "items": [{"name": "Memory", "limit": "4Gi", "used": None}],
-                    },
-                ]
-            }
+            Quota.model_validate(
+                {
+                    "categories": [
+                        {
+                            "name": "Running jobs",
+                            "items": [{"name": "CPU", "limit": "2", "used": "1"}],
+                        },
+                        {
+                            "name": "Per-job limits",
+                            "items": [{"name": "Memory", "limit": "4Gi", "used": None}],
+                        },
+                    ]
+                }
+            )
         )
     )
     assert cells(quota) == [
@@ -207,7 +219,7 @@ def test_pipes_get_unwrapped_lines(
     assert not console.is_terminal
     assert console.width == PIPE_WIDTH
     long_command = "x" * 300
-    console.print(jobs_table([{**ONE_OFF, "cmd": long_command}], long=True))
+    console.print(jobs_table(J({**ONE_OFF, "cmd": long_command}), long=True))
     assert long_command in capsys.readouterr().out
     monkeypatch.setenv("COLUMNS", "60")
     assert ToolforgeConsole().width == 60

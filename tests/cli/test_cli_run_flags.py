@@ -18,7 +18,12 @@ from toolforge_cli.jobspec import DEFAULT_WAIT_SECONDS, JobOptions
 from toolforge_jobs.models import JobSpec
 
 BASE = ["myjob", "--command", "./run.sh --fast", "--image", "bookworm"]
-BASE_BODY = {"name": "myjob", "cmd": "./run.sh --fast", "imagename": "bookworm"}
+BASE_BODY = {
+    "name": "myjob",
+    "cmd": "./run.sh --fast",
+    "imagename": "bookworm",
+    "job_type": "one-off",
+}
 
 
 def parse_run(args: list[str]) -> JobOptions:
@@ -52,25 +57,27 @@ def parse_run(args: list[str]) -> JobOptions:
         ),
         pytest.param(
             ["--schedule", "@daily", "--timeout", "3600", "--retry", "1"],
-            {"schedule": "@daily", "timeout": 3600, "retry": 1},
+            {"job_type": "scheduled", "schedule": "@daily", "timeout": 3600, "retry": 1},
             id="scheduled",
         ),
-        pytest.param(["--schedule", "*/5 * * * *"], {"schedule": "*/5 * * * *"}),
-        pytest.param(["--continuous"], {"continuous": True}),
+        pytest.param(
+            ["--schedule", "*/5 * * * *"], {"job_type": "scheduled", "schedule": "*/5 * * * *"}
+        ),
+        pytest.param(["--continuous"], {"job_type": "continuous"}),
         pytest.param(
             ["--continuous", "-p", "8080/udp", "--replicas", "3"],
-            {"continuous": True, "port": 8080, "port_protocol": "udp", "replicas": 3},
+            {"job_type": "continuous", "port": 8080, "port_protocol": "udp", "replicas": 3},
             id="udp-port",
         ),
         pytest.param(
             ["--continuous", "--port", "8080/tcp"],
-            {"continuous": True, "port": 8080, "port_protocol": "tcp"},
+            {"job_type": "continuous", "port": 8080, "port_protocol": "tcp"},
             id="tcp-port-explicit",
         ),
         pytest.param(
             ["--continuous", "-p", "8080", "--health-check-http", "/healthz"],
             {
-                "continuous": True,
+                "job_type": "continuous",
                 "port": 8080,
                 "health_check": {"type": "http", "path": "/healthz"},
             },
@@ -78,7 +85,10 @@ def parse_run(args: list[str]) -> JobOptions:
         ),
         pytest.param(
             ["--continuous", "--health-check-script", "pgrep -f serve"],
-            {"continuous": True, "health_check": {"type": "script", "script": "pgrep -f serve"}},
+            {
+                "job_type": "continuous",
+                "health_check": {"type": "script", "script": "pgrep -f serve"},
+            },
             id="script-health-check",
         ),
         pytest.param(["--wait"], {}, id="wait-is-client-side"),

@@ -9,17 +9,20 @@ from typing import Any
 
 import pytest
 
+from toolforge_cli.jobsapi import Job
 from toolforge_cli.wait import WaitResult, job_outcome
 
 
-def job(kind: str, short: str, **status: Any) -> dict[str, Any]:
-    return {
-        "name": "j",
-        "job_type": kind,
-        "schedule": "@daily" if kind == "scheduled" else None,
-        "status_short": short.capitalize(),
-        "status": {"short": short, "messages": status.pop("messages", []), **status},
-    }
+def job(kind: str, short: str, **status: Any) -> Job:
+    return Job.model_validate(
+        {
+            "name": "j",
+            "job_type": kind,
+            "schedule": "@daily" if kind == "scheduled" else None,
+            "status_short": short.capitalize(),
+            "status": {"short": short, "messages": status.pop("messages", []), **status},
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -43,5 +46,5 @@ def job(kind: str, short: str, **status: Any) -> dict[str, Any]:
         (job("scheduled", "pending"), WaitResult(True, "Job 'j' is scheduled: @daily")),
     ],
 )
-def test_job_outcome(the_job: dict[str, Any], expected: WaitResult | None) -> None:
+def test_job_outcome(the_job: Job, expected: WaitResult | None) -> None:
     assert job_outcome(the_job) == expected

@@ -6,9 +6,10 @@ flag                             body field
 ================================ ===========================================
 URL (argument)                   ``source_url``
 ``--ref R``                      ``ref`` (default: the repository's HEAD)
-``--image-name N``               ``image_name`` (default: ``tool-<tool>``)
+``-i/--image-name N``            ``image_name`` (default: ``tool-<tool>``)
 ``-e/--envvar K=V`` (repeatable) ``envvars: {K: V}``
-``--use-latest-versions``        ``use_latest_versions: true``
+``-L/--use-latest-versions``     ``use_latest_versions: true``
+``--use-deprecated-versions``    ``use_deprecated_versions: true``
 ================================ ===========================================
 
 Only given flags are sent, so the API applies its defaults. Env var names follow the
@@ -66,6 +67,7 @@ def start_body(
     image_name: str | None = None,
     envvars: Sequence[str] = (),
     use_latest_versions: bool = False,
+    use_deprecated_versions: bool = False,
 ) -> dict[str, Any]:
     """The request body for the given flags (see the module table). Raises
     :class:`UserError` for bad ``-e`` items or an empty URL, ref or image name."""
@@ -86,4 +88,6 @@ def start_body(
         body["envvars"] = parsed
     if use_latest_versions:
         body["use_latest_versions"] = True
+    if use_deprecated_versions:
+        body["use_deprecated_versions"] = True
     return body

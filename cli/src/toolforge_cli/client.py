@@ -1,12 +1,13 @@
 """HTTP to the gateway with mutual TLS, shared by every API of the ``toolforge`` client.
 
-Every answer of the platform APIs is a JSON object with ``messages: {info, warning, error}``;
-an error is that envelope with ``error`` filled and an HTTP status of 4xx or 5xx
-(REFERENCE.md, "Jobs API (v1)"). :class:`ApiClient` hands the ``messages`` of every answer to
-its ``on_messages`` callback (the CLI prints them on stderr), returns the body of a success and
-raises for everything else:
+Every answer of the platform APIs is a JSON object with ``messages: {info, warning, error}``.
+An error has an HTTP status of 4xx or 5xx and one of two bodies: production's
+``{"error": ["<message>", ...]}`` at the top level (REFERENCE.md, "The wire as production
+serves it"), or the older envelope with ``messages.error`` filled ("Jobs API (v1)").
+:class:`ApiClient` hands the ``messages`` of every answer to its ``on_messages`` callback (the
+CLI prints them on stderr), returns the body of a success and raises for everything else:
 
-- 4xx -> :class:`ApiClientError` (exit code 1), message = the envelope's first error;
+- 4xx -> :class:`ApiClientError` (exit code 1), message = the body's first error;
 - 5xx or an answer that is not a JSON object -> :class:`ApiServerError` (exit code 2);
 - refused connection, failed TLS handshake, time-out -> :class:`TransportError` (exit 2)
   with a hint.
@@ -65,14 +66,24 @@ class TransportError(InternalError):
     """No answer: connection refused, TLS handshake failed, time-out (exit code 2)."""
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(e) for e in value if isinstance(e, str | int)]
+    return []
+
+
 def _error_texts(body: Any) -> tuple[list[str], Mapping[str, Any]]:
-    """(error texts, messages) of an error body: the envelope's ``messages.error``, or
-    FastAPI's ``detail`` (a string, or a list of ``{loc, msg}``)."""
+    """(error texts, messages) of an error body: the top-level ``error`` list (production),
+    the envelope's ``messages.error`` (older answers), or FastAPI's ``detail`` (a string, or a
+    list of ``{loc, msg}``)."""
     if not isinstance(body, dict):
         return [], {}
     messages = body.get("messages")
-    if isinstance(messages, dict):
-        errors = [str(e) for e in messages.get("error") or [] if isinstance(e, str | int)]
+    messages = messages if isinstance(messages, dict) else {}
+    errors = _strings(body.get("error")) or _strings(messages.get("error"))
+    if errors or messages:
         return errors, messages
     detail = body.get("detail")
     if isinstance(detail, str):

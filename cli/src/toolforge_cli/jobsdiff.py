@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from toolforge_cli.jobspec import API_DEFAULTS, OPTION_KEYS, JobOptions, options_from_job
+from toolforge_cli.jobsapi import Job
+from toolforge_cli.jobspec import (
+    API_DEFAULTS,
+    OPTION_KEYS,
+    JobOptions,
+    lists_every_field,
+    options_from_job,
+)
 
 __all__ = ["FieldChange", "JobPlan", "plan_job", "quantity_value"]
 
@@ -101,14 +108,19 @@ def _entry(options: JobOptions) -> dict[str, Any]:
     return entry
 
 
-def plan_job(options: JobOptions, existing: Mapping[str, Any] | None) -> JobPlan:
+def plan_job(options: JobOptions, existing: Job | Mapping[str, Any] | None) -> JobPlan:
     """The :class:`JobPlan` for loading ``options`` over ``existing`` (the job as GET
-    ``/jobs`` returns it, ``None`` when there is none). Raises ``KeyError`` or
+    ``/jobs?include_unset=false`` returns it, ``None`` when there is none). Both sides drop
+    the same defaults: those of the API that sent ``existing``
+    (:func:`~toolforge_cli.jobspec.lists_every_field`). Raises ``KeyError`` or
     ``pydantic.ValidationError`` when ``existing`` is not a job of the documented shape."""
-    wanted = _entry(options_from_job(options.to_body()))
+    if existing is not None and not isinstance(existing, Job):
+        existing = Job.model_validate(existing)
+    legacy = existing is not None and lists_every_field(existing)
+    wanted = _entry(options_from_job(options.to_body(), legacy=legacy))
     if existing is None:
         return JobPlan(options.name, "create", [FieldChange(k, None, v) for k, v in wanted.items()])
-    current = _entry(options_from_job(existing))
+    current = _entry(options_from_job(existing, legacy=legacy))
     changes = [
         FieldChange(key, current.get(key), wanted.get(key))
         for key in OPTION_KEYS

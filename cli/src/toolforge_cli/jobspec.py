@@ -11,7 +11,7 @@ NAME (argument)          ``name``                 ``name``
 ``--command``            ``command``              ``cmd``
 ``--image``              ``image``                ``imagename``
 ``--schedule``           ``schedule``             ``schedule``
-``--continuous``         ``continuous``           ``continuous: true``
+``--continuous``         ``continuous``           ``job_type: continuous``
 ``--retry``              ``retry``                ``retry``
 ``--mem``                ``mem``                  ``memory``
 ``--cpu``                ``cpu``                  ``cpu``
@@ -29,11 +29,19 @@ NAME (argument)          ``name``                 ``name``
 ``--wait [S]``           ``wait`` (bool or int)   (client side only, not sent)
 ======================== ======================== =========================================
 
-Options that are not given are not sent, so the API applies its defaults (REFERENCE.md, "Job
-fields"). :meth:`JobOptions.problems` checks the rules that involve several options before any
-request is made; the API checks everything again (quantities, image names, limits).
+Every body says ``job_type`` (``one-off``, ``scheduled`` or ``continuous``), as upstream's
+client sends it; options that are not given are not sent, so the API applies its defaults
+(REFERENCE.md, "Job fields"). jobs.yaml files written by upstream's ``dump`` load as they are:
+their ``filelog: 'yes'`` and ``no-filelog: 'true'`` strings read as ``true``.
+:meth:`JobOptions.problems` checks the rules that involve several options before any request
+is made; the API checks everything again (quantities, image names, limits).
 :func:`options_from_job` goes the other way (``dump``), leaving out values equal to the API's
-defaults, so that loading a dump changes nothing.
+defaults, so that loading a dump changes nothing. Which values are defaults depends on the
+API's answer (:func:`lists_every_field`): production's jobs API, asked with
+``include_unset=false``, sends only what the user set, and its defaults for ``filelog`` and
+``mount`` depend on the image, so an explicit ``filelog: false`` or ``mount: all`` is kept;
+our older API sends every field with image-independent defaults (file logs off, mount all),
+which are left out.
 """
 
 from __future__ import annotations
@@ -52,16 +60,20 @@ from pydantic import (
     StrictStr,
 )
 
+from toolforge_cli.jobsapi import Job
+
 __all__ = [
     "API_DEFAULTS",
     "DEFAULT_WAIT_SECONDS",
     "NAME_MAX_LENGTH",
     "NAME_PATTERN",
     "OPTION_KEYS",
+    "PUBLISH_NOT_AVAILABLE",
     "JobOptions",
     "Port",
     "flag_name",
     "key_name",
+    "lists_every_field",
     "options_from_job",
     "parse_port",
 ]
@@ -69,9 +81,15 @@ __all__ = [
 #: Job names (REFERENCE.md, "Job fields").
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 NAME_MAX_LENGTH = 52
+#: Why ``run --publish`` and the jobs.yaml key ``publish`` are refused.
+PUBLISH_NOT_AVAILABLE = (
+    "publishing a job on the web (upstream's --publish) is not available on this platform "
+    "yet: the jobs API does not publish jobs; nothing was sent"
+)
 #: ``--wait`` without a value, ``wait: true`` in jobs.yaml: seconds to wait at most.
 DEFAULT_WAIT_SECONDS = 600
-#: Values the API fills in when an option is not given (REFERENCE.md, "Job fields").
+#: Values the API fills in when an option is not given (REFERENCE.md, "Job fields"). Those of
+#: ``filelog`` and ``mount`` are our older API's; production's depend on the image.
 API_DEFAULTS: dict[str, Any] = {
     "memory": "512Mi",
     "cpu": "100m",
@@ -123,7 +141,14 @@ def _quantity(value: object) -> object:
     return value
 
 
+def _upstream_true(value: object) -> object:
+    """Upstream's ``dump`` writes ``filelog: 'yes'`` and ``no-filelog: 'true'``, and its
+    ``load`` reads them as ``true`` (toolforge-jobs-cli 16.2.3)."""
+    return True if value in ("yes", "true") else value
+
+
 Quantity = Annotated[StrictStr, BeforeValidator(_quantity)]
+Flag = Annotated[StrictBool, BeforeValidator(_upstream_true)]
 PortValue = Annotated[Port, BeforeValidator(parse_port)]
 
 
@@ -160,8 +185,8 @@ class JobOptions(BaseModel):
     cpu: Quantity | None = None
     emails: Emails | None = None
     mount: Mount | None = None
-    filelog: StrictBool | None = None
-    no_filelog: StrictBool | None = None
+    filelog: Flag | None = None
+    no_filelog: Flag | None = None
     filelog_stdout: StrictStr | None = None
     filelog_stderr: StrictStr | None = None
     timeout: Annotated[StrictInt, Field(ge=1)] | None = None
@@ -246,11 +271,14 @@ class JobOptions(BaseModel):
 
     def to_body(self) -> dict[str, Any]:
         """The request body for POST/PATCH ``/v1/tool/{t}/jobs``: only given options."""
-        body: dict[str, Any] = {"name": self.name, "cmd": self.command, "imagename": self.image}
+        body: dict[str, Any] = {
+            "name": self.name,
+            "cmd": self.command,
+            "imagename": self.image,
+            "job_type": self.job_type,
+        }
         if self.schedule is not None:
             body["schedule"] = self.schedule
-        if self.continuous:
-            body["continuous"] = True
         copy = {
             "retry": "retry",
             "mem": "memory",
@@ -294,30 +322,47 @@ class JobOptions(BaseModel):
 OPTION_KEYS: tuple[str, ...] = tuple(key_name(f) for f in JobOptions.model_fields)
 
 
-def options_from_job(job: Mapping[str, Any]) -> JobOptions:
-    """A job as the API returns it (GET ``/jobs``) -> the options that recreate it.
+def lists_every_field(job: Job) -> bool:
+    """Whether ``job`` is an answer of our older jobs API: it sends every field, ``null`` where
+    one does not apply (production leaves such fields out, REFERENCE.md "The wire as
+    production serves it"), and ignores ``include_unset``. Its defaults do not depend on the
+    image: file logs off, mount all."""
+    return any(getattr(job, field) is None for field in job.model_fields_set)
 
-    Values equal to :data:`API_DEFAULTS` are left out; ``schedule`` is the user's text (not
-    ``schedule_actual``). Raises ``KeyError``/``pydantic.ValidationError`` when the job lacks
-    ``name``, ``cmd`` or ``imagename`` or has values of the wrong type.
+
+#: Defaults that do not depend on the image (production and our older API alike).
+_FIXED_DEFAULTS = ("memory", "cpu", "emails", "retry", "replicas")
+
+
+def options_from_job(job: Job | Mapping[str, Any], *, legacy: bool | None = None) -> JobOptions:
+    """A job as the API returns it (GET ``/jobs``, decoded or as :class:`Job`) -> the options
+    that recreate it.
+
+    Values equal to :data:`API_DEFAULTS` are left out; so are ``filelog: false`` and
+    ``mount: all`` when ``legacy`` (default: :func:`lists_every_field` of ``job``), which
+    are kept otherwise (``no-filelog: true``, ``mount: all``). ``schedule`` is the user's text
+    (not ``schedule_actual``). Raises ``KeyError`` when the job lacks ``cmd`` or ``imagename``
+    and ``pydantic.ValidationError`` for values of the wrong type.
     """
+    if not isinstance(job, Job):
+        job = Job.model_validate(job)
+    if legacy is None:
+        legacy = lists_every_field(job)
+    droppable = set(_FIXED_DEFAULTS) | ({"mount"} if legacy else set())
 
     def given(field: str) -> Any:
-        value = job.get(field)
-        if value is None or API_DEFAULTS.get(field, object()) == value:
+        value = getattr(job, field)
+        if value is None or (field in droppable and API_DEFAULTS.get(field) == value):
             return None
         return value
 
-    kind = job.get("job_type")
-    continuous = kind == "continuous" or (kind is None and job.get("continuous") is True)
-    entry: dict[str, Any] = {
-        "name": job["name"],
-        "command": job["cmd"],
-        "image": job["imagename"],
-    }
-    if job.get("schedule") is not None and not continuous:
-        entry["schedule"] = job["schedule"]
-    if continuous:
+    if job.cmd is None or job.imagename is None:
+        raise KeyError("cmd" if job.cmd is None else "imagename")
+    kind = job.kind
+    entry: dict[str, Any] = {"name": job.name, "command": job.cmd, "image": job.imagename}
+    if kind == "scheduled" and job.schedule is not None:
+        entry["schedule"] = job.schedule
+    if kind == "continuous":
         entry["continuous"] = True
     for api_field, key in (
         ("memory", "mem"),
@@ -328,25 +373,25 @@ def options_from_job(job: Mapping[str, Any]) -> JobOptions:
     ):
         if (value := given(api_field)) is not None:
             entry[key] = value
-    if not continuous and (value := given("retry")) is not None:
+    if kind != "continuous" and (value := given("retry")) is not None:
         entry["retry"] = value
-    if job.get("filelog"):
+    if job.filelog:
         entry["filelog"] = True
         for api_field in ("filelog_stdout", "filelog_stderr"):
-            if job.get(api_field) is not None:
-                entry[key_name(api_field)] = job[api_field]
-    if continuous:
+            if (value := getattr(job, api_field)) is not None:
+                entry[key_name(api_field)] = value
+    elif job.filelog is False and not legacy:
+        entry["no-filelog"] = True
+    if kind == "continuous":
         if (value := given("replicas")) is not None:
             entry["replicas"] = value
-        if job.get("port") is not None:
-            protocol = job.get("port_protocol")
-            entry["port"] = (
-                job["port"] if protocol in (None, "tcp") else f"{job['port']}/{protocol}"
-            )
-        check = job.get("health_check")
-        if isinstance(check, Mapping):
-            if check.get("type") == "script":
-                entry["health-check-script"] = check.get("script")
-            elif check.get("type") == "http":
-                entry["health-check-http"] = check.get("path")
+        if job.port is not None:
+            protocol = job.port_protocol
+            entry["port"] = job.port if protocol in (None, "tcp") else f"{job.port}/{protocol}"
+        check = job.health_check
+        if check is not None:
+            if check.type == "script":
+                entry["health-check-script"] = check.script
+            elif check.type == "http":
+                entry["health-check-http"] = check.path
     return JobOptions.model_validate(entry)

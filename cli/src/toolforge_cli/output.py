@@ -16,14 +16,13 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import Any
 
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
-from toolforge_cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError, InternalError
+from toolforge_cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 
 __all__ = [
     "PIPE_WIDTH",
@@ -124,26 +123,3 @@ def handle_errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-class ReadFormat(StrEnum):
-    """``--output`` of read commands that show one thing."""
-
-    normal = "normal"
-    json = "json"
-
-
-def mapping_field(data: Mapping[str, Any], key: str, *, api: str) -> Mapping[str, Any]:
-    """``data[key]`` as an object; :class:`InternalError` naming ``api`` when it is not."""
-    value = data.get(key)
-    if not isinstance(value, Mapping):
-        raise InternalError(f"unexpected answer from the {api} API: {key!r} is not an object")
-    return value
-
-
-def list_field(data: Mapping[str, Any], key: str, *, api: str) -> list[Mapping[str, Any]]:
-    """``data[key]`` as a list of objects; :class:`InternalError` naming ``api`` otherwise."""
-    value = data.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise InternalError(f"unexpected answer from the {api} API: {key!r} is not a list")
-    return value

@@ -13,12 +13,11 @@ Scheduled jobs have no goal to wait for (they run at their schedule); callers re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from toolforge_cli.client import ApiClientError
-from toolforge_cli.jobsapi import JobsApi
+from toolforge_cli.jobsapi import Job, JobsApi
 
 __all__ = ["POLL_INTERVAL", "WaitResult", "job_outcome", "wait_for_job"]
 
@@ -34,30 +33,27 @@ class WaitResult:
     message: str
 
 
-def _details(job: Mapping[str, Any]) -> str:
-    status = job.get("status")
-    messages = status.get("messages") if isinstance(status, Mapping) else None
-    if isinstance(messages, list) and messages:
-        return "; ".join(str(m) for m in messages)
-    return str(job.get("status_long") or job.get("status_short") or "no details")
+def _details(job: Job) -> str:
+    if job.status is not None and job.status.messages:
+        return "; ".join(job.status.messages)
+    return job.status_long or job.status_short or "no details"
 
 
-def job_outcome(job: Mapping[str, Any]) -> WaitResult | None:
+def job_outcome(job: Job) -> WaitResult | None:
     """The outcome for ``job`` (as GET ``/jobs/{name}`` returns it), or ``None`` while it has
     not reached its goal yet."""
-    name = job.get("name")
-    status = job.get("status")
-    short = status.get("short") if isinstance(status, Mapping) else None
-    kind = job.get("job_type") or ("continuous" if job.get("continuous") else "one-off")
+    name = job.name
+    short = job.short_status
+    kind = job.kind
     if short == "failed":
         return WaitResult(False, f"Job {name!r} failed: {_details(job)}")
     if kind == "continuous":
-        up_to_date = status.get("up_to_date", True) if isinstance(status, Mapping) else True
+        up_to_date = job.status.up_to_date if job.status is not None else True
         if short == "running" and up_to_date:
             return WaitResult(True, f"Job {name!r} is running")
         return None
     if kind == "scheduled":
-        return WaitResult(True, f"Job {name!r} is scheduled: {job.get('schedule')}")
+        return WaitResult(True, f"Job {name!r} is scheduled: {job.schedule}")
     if short == "succeeded":
         return WaitResult(True, f"Job {name!r} completed successfully")
     return None
@@ -69,7 +65,7 @@ def wait_for_job(
     timeout: float,
     *,
     poll_interval: float = POLL_INTERVAL,
-    on_status: Callable[[Mapping[str, Any]], None] | None = None,
+    on_status: Callable[[Job], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> WaitResult:
@@ -81,7 +77,7 @@ def wait_for_job(
     deadline = clock() + timeout
     while True:
         try:
-            job = api.get_job(name, report=False)["job"]
+            job = api.get_job(name, report=False).job
         except ApiClientError as exc:
             if exc.status != 404:
                 raise
@@ -100,6 +96,6 @@ def wait_for_job(
             return WaitResult(
                 False,
                 f"Job {name!r} did not finish within {timeout:g} seconds "
-                f"(status: {job.get('status_short') or 'unknown'}); it keeps going",
+                f"(status: {job.status_short or 'unknown'}); it keeps going",
             )
         sleep(min(poll_interval, remaining))

@@ -24,7 +24,6 @@ import base64
 import binascii
 import datetime as dt
 import os
-import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from toolforge_cli.errors import UserError
+from toolforge_cli.toolname import is_tool_name
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -52,9 +52,6 @@ __all__ = [
 
 #: The gateway of the local platform started by ``make run`` (see README.md).
 DEFAULT_API_URL = "https://127.0.0.1:8443"
-#: Tool names are DNS-1123 labels (their namespace is ``tool-<name>``).
-_TOOL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_TOOL_NAME_MAX = 58  # len("tool-") + 58 = 63, the namespace name limit
 
 
 class ConfigError(UserError):
@@ -217,19 +214,15 @@ def _entries(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
 def tool_from_certificate(cert: x509.Certificate, source: str = "the client certificate") -> str:
     """The tool name of a tool certificate: subject ``CN=<tool>,O=toolforge`` (REFERENCE.md).
 
-    Rules: exactly one CN, which is a DNS-1123 label of at most 58 characters, and the only
-    O is ``toolforge``. Raises :class:`ConfigError` naming the subject otherwise (e.g. for an
-    admin's ``O=system:masters`` certificate or a service's ``CN=service:<name>``).
+    Rules: exactly one CN, which is a tool name (:mod:`toolforge_cli.toolname`: a DNS-1123
+    label of at most 58 characters), and the only O is ``toolforge``. Raises
+    :class:`ConfigError` naming the subject otherwise (e.g. for an admin's
+    ``O=system:masters`` certificate or a service's ``CN=service:<name>``).
     """
     subject = cert.subject.rfc4514_string()
     cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     orgs = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
-    valid = (
-        orgs == ["toolforge"]
-        and len(cns) == 1
-        and len(cns[0]) <= _TOOL_NAME_MAX
-        and _TOOL_NAME_RE.fullmatch(cns[0]) is not None
-    )
+    valid = orgs == ["toolforge"] and len(cns) == 1 and is_tool_name(cns[0])
     if not valid:
         raise ConfigError(
             f"{source} is not a Toolforge tool certificate: subject {subject!r}, expected "

@@ -77,7 +77,9 @@ def _strings(value: Any) -> list[str]:
 def _error_texts(body: Any) -> tuple[list[str], Mapping[str, Any]]:
     """(error texts, messages) of an error body: the top-level ``error`` list (production),
     the envelope's ``messages.error`` (older answers), or FastAPI's ``detail`` (a string, or a
-    list of ``{loc, msg}``)."""
+    list of ``{loc, msg}``); a body that is a JSON string is the error text."""
+    if isinstance(body, str) and body.strip():
+        return [body], {}
     if not isinstance(body, dict):
         return [], {}
     messages = body.get("messages")

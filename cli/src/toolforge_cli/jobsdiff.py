@@ -23,7 +23,7 @@ from toolforge_cli.jobspec import (
     API_DEFAULTS,
     OPTION_KEYS,
     JobOptions,
-    lists_every_field,
+    older_jobs_api,
     options_from_job,
 )
 
@@ -112,11 +112,11 @@ def plan_job(options: JobOptions, existing: Job | Mapping[str, Any] | None) -> J
     """The :class:`JobPlan` for loading ``options`` over ``existing`` (the job as GET
     ``/jobs?include_unset=false`` returns it, ``None`` when there is none). Both sides drop
     the same defaults: those of the API that sent ``existing``
-    (:func:`~toolforge_cli.jobspec.lists_every_field`). Raises ``KeyError`` or
+    (:func:`~toolforge_cli.jobspec.older_jobs_api`). Raises ``KeyError`` or
     ``pydantic.ValidationError`` when ``existing`` is not a job of the documented shape."""
     if existing is not None and not isinstance(existing, Job):
         existing = Job.model_validate(existing)
-    legacy = existing is not None and lists_every_field(existing)
+    legacy = existing is not None and older_jobs_api(existing)
     wanted = _entry(options_from_job(options.to_body(), legacy=legacy))
     if existing is None:
         return JobPlan(options.name, "create", [FieldChange(k, None, v) for k, v in wanted.items()])

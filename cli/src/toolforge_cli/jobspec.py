@@ -37,7 +37,7 @@ their ``filelog: 'yes'`` and ``no-filelog: 'true'`` strings read as ``true``.
 is made; the API checks everything again (quantities, image names, limits).
 :func:`options_from_job` goes the other way (``dump``), leaving out values equal to the API's
 defaults, so that loading a dump changes nothing. Which values are defaults depends on the
-API's answer (:func:`lists_every_field`): production's jobs API, asked with
+API's answer (:func:`older_jobs_api`): production's jobs API, asked with
 ``include_unset=false``, sends only what the user set, and its defaults for ``filelog`` and
 ``mount`` depend on the image, so an explicit ``filelog: false`` or ``mount: all`` is kept;
 our older API sends every field with image-independent defaults (file logs off, mount all),
@@ -73,7 +73,7 @@ __all__ = [
     "Port",
     "flag_name",
     "key_name",
-    "lists_every_field",
+    "older_jobs_api",
     "options_from_job",
     "parse_port",
 ]
@@ -322,12 +322,13 @@ class JobOptions(BaseModel):
 OPTION_KEYS: tuple[str, ...] = tuple(key_name(f) for f in JobOptions.model_fields)
 
 
-def lists_every_field(job: Job) -> bool:
-    """Whether ``job`` is an answer of our older jobs API: it sends every field, ``null`` where
-    one does not apply (production leaves such fields out, REFERENCE.md "The wire as
-    production serves it"), and ignores ``include_unset``. Its defaults do not depend on the
-    image: file logs off, mount all."""
-    return any(getattr(job, field) is None for field in job.model_fields_set)
+def older_jobs_api(job: Job) -> bool:
+    """Whether ``job`` is an answer of our older jobs API, told by the missing ``image_state``
+    (production always sends it, REFERENCE.md "The wire as production serves it"). That API
+    sends every field and ignores ``include_unset``; its defaults do not depend on the image:
+    file logs off, mount all. (Taking a newer answer for an older one would lose an explicit
+    ``filelog: false``; the other way round only makes a dump longer.)"""
+    return "image_state" not in job.model_fields_set
 
 
 #: Defaults that do not depend on the image (production and our older API alike).
@@ -339,7 +340,7 @@ def options_from_job(job: Job | Mapping[str, Any], *, legacy: bool | None = None
     that recreate it.
 
     Values equal to :data:`API_DEFAULTS` are left out; so are ``filelog: false`` and
-    ``mount: all`` when ``legacy`` (default: :func:`lists_every_field` of ``job``), which
+    ``mount: all`` when ``legacy`` (default: :func:`older_jobs_api` of ``job``), which
     are kept otherwise (``no-filelog: true``, ``mount: all``). ``schedule`` is the user's text
     (not ``schedule_actual``). Raises ``KeyError`` when the job lacks ``cmd`` or ``imagename``
     and ``pydantic.ValidationError`` for values of the wrong type.
@@ -347,7 +348,7 @@ def options_from_job(job: Job | Mapping[str, Any], *, legacy: bool | None = None
     if not isinstance(job, Job):
         job = Job.model_validate(job)
     if legacy is None:
-        legacy = lists_every_field(job)
+        legacy = older_jobs_api(job)
     droppable = set(_FIXED_DEFAULTS) | ({"mount"} if legacy else set())
 
     def given(field: str) -> Any:

@@ -58,6 +58,29 @@ def spec_of(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if not k.startswith("status")}
 
 
+#: What ``load`` prints per job: the API's message (ours: ``Job 'a' created``, production's:
+#: ``Job a is already up to date``, ``Job a was updated in storage and runtime``), or the
+#: CLI's own ``created|updated|unchanged a`` when the API gave none.
+_LOAD_LINE = re.compile(
+    r"^(?:Job '?(?P<job>[a-z0-9.-]+)'? (?:was |is )?(?P<said>created|updated|already up to date)"
+    r".*|(?P<ours>created|updated|unchanged) +(?P<name>[a-z0-9.-]+))$"
+)
+
+
+def loaded_jobs(stdout: str) -> list[tuple[str, str]]:
+    """``(action, job)`` of each line ``load`` printed; action: created|updated|unchanged."""
+    result = []
+    for line in stdout.splitlines():
+        match = _LOAD_LINE.fullmatch(line)
+        assert match is not None, line
+        if match["ours"]:
+            result.append((match["ours"], match["name"]))
+        else:
+            said = match["said"]
+            result.append(("unchanged" if said == "already up to date" else said, match["job"]))
+    return result
+
+
 def names(tool: Tool) -> list[str]:
     return ok(tool, "jobs", "list", "-o", "name").stdout.split()
 
@@ -115,6 +138,11 @@ def test_read_commands_in_every_output_format(platform: PlatformServices, tool: 
     assert [j["name"] for j in listed["jobs"]] == ["daily", "web"]
     assert (listed["jobs"][1]["port"], listed["jobs"][1]["port_protocol"]) == (8000, "tcp")
     assert listed["messages"] == {"info": [], "warning": [], "error": []}
+    upstream_json = json.loads(ok(tool, "jobs", "list", "--json").stdout)  # = -o json
+    assert [j["name"] for j in upstream_json["jobs"]] == ["daily", "web"]
+    deprecated_long = ok(tool, "jobs", "list", "-l")
+    assert "sleep 600" in deprecated_long.stdout
+    assert "deprecated" in deprecated_long.stderr
 
     shown = ok(tool, "jobs", "show", "web").stdout
     assert re.search(r"^\s*Port:\s+8000/tcp\s*$", shown, re.MULTILINE), shown
@@ -195,15 +223,16 @@ def test_load_keeps_other_jobs_and_loads_only_the_named_one(
     jobs_file = tmp_path / "jobs.yaml"
     jobs_file.write_text(yaml.safe_dump(entries))
     loaded = ok(tool, "jobs", "load", str(jobs_file))
-    assert loaded.stdout.splitlines() == ["created   a", "created   b"]
+    assert loaded_jobs(loaded.stdout) == [("created", "a"), ("created", "b")]
     assert names(tool) == ["a", "b", "keep"]
 
     entries[0]["schedule"] = entries[1]["schedule"] = "@weekly"
     jobs_file.write_text(yaml.safe_dump(entries))
     only_b = ok(tool, "jobs", "load", str(jobs_file), "--job", "b")
-    assert only_b.stdout == "updated   b\n"
+    assert loaded_jobs(only_b.stdout) == [("updated", "b")]
     assert (show(tool, "a")["schedule"], show(tool, "b")["schedule"]) == ("@daily", "@weekly")
-    assert ok(tool, "jobs", "load", str(jobs_file), "--job", "b").stdout == "unchanged b\n"
+    again = ok(tool, "jobs", "load", str(jobs_file), "--job", "b")
+    assert loaded_jobs(again.stdout) == [("unchanged", "b")]
 
 
 def test_load_stops_at_the_first_refused_job(
@@ -217,9 +246,8 @@ def test_load_stops_at_the_first_refused_job(
     )
     result = toolforge(tool, "jobs", "load", str(jobs_file))
     assert result.returncode == 1
-    assert result.stdout == "created   a\n"
-    info, error, count = result.stderr.splitlines()
-    assert info == "info: Job 'a' created"
+    assert loaded_jobs(result.stdout) == [("created", "a")]
+    error, count = result.stderr.splitlines()
     assert error.startswith("error: job 'b': imagename 'no-such-image' is not a known image")
     assert count == "  1 of 3 job(s) were loaded before this one"
     assert names(tool) == ["a"]
@@ -256,7 +284,11 @@ def test_run_flags_reach_the_job_and_dump_then_load_changes_nothing(
 
     before = {name: show(tool, name) for name in ("check", "daily", "dns")}
     loaded = ok(tool, "jobs", "load", str(dumped))
-    assert loaded.stdout.splitlines() == ["unchanged check", "unchanged daily", "unchanged dns"]
+    assert loaded_jobs(loaded.stdout) == [
+        ("unchanged", "check"),
+        ("unchanged", "daily"),
+        ("unchanged", "dns"),
+    ]
     for name, job in before.items():
         assert spec_of(show(tool, name)) == spec_of(job), name
 

@@ -322,9 +322,7 @@ YesIKnow = Annotated[
     bool, typer.Option("-y", "--yes-i-know", help="Do not ask for confirmation (with --all).")
 ]
 AllBuilds = Annotated[bool, typer.Option("--all", help="Every build of the tool.")]
-BuildIds = Annotated[
-    list[str] | None, typer.Argument(metavar="[ID...]", help="Build IDs (or --all).")
-]
+BuildIds = Annotated[list[str] | None, typer.Argument(metavar="ID", help="Build IDs (or --all).")]
 
 
 def _check_choice(build_ids: list[str] | None, every: bool, verb: str) -> None:

@@ -20,6 +20,7 @@ from jobs.support import JobsAPI, api_settings, onboarded_tool, serve_jobs_api, 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from kube import PYTHON_IMAGE
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool, new_admin_api, new_tool_api
 from toolforge_jobs.cache import MANAGED_SELECTOR, ObjectCache, _Informer, _ToolCache
@@ -441,7 +442,7 @@ def _cronjob(name: str) -> dict[str, Any]:
                     "template": {
                         "spec": {
                             "restartPolicy": "Never",
-                            "containers": [{"name": "job", "image": "registry.local/x:1"}],
+                            "containers": [{"name": "job", "image": PYTHON_IMAGE}],
                         }
                     }
                 }

@@ -5,10 +5,12 @@
 1. the shared ClusterRole ``toolforge-tool`` (what every tool may do in its own namespace)
    and the ValidatingAdmissionPolicy ``toolforge-tool-pods`` with its binding (what a pod in
    a tool namespace may be: see :func:`tool_pod_policy`), and the HTTPRoute policy
-   ``toolforge-tool-httproutes`` (:mod:`toolforge_admin.web_policies`);
+   ``toolforge-tool-httproutes`` (:mod:`toolforge_admin.web_policies`), and the policies of
+   :mod:`toolforge_admin.policies` on images, Services and volumes;
 2. namespace ``tool-NAME``, labelled ``toolforge.org/tool=NAME``, with the tool's stable
    numeric uid in annotation ``toolforge.org/uid`` (used by the jobs API as ``runAsUser``)
-   and its home's host path in ``toolforge.org/home`` (the one hostPath its pods may mount);
+   and its home's host path in ``toolforge.org/home`` (the one hostPath its pods may mount),
+   with its NetworkPolicies (:func:`toolforge_admin.policies.tool_network_policies`);
 3. RoleBinding ``toolforge-tool`` binding user ``NAME`` to that ClusterRole;
 4. ResourceQuota and LimitRange ``tool-NAME`` (REFERENCE.md, "Kubernetes mapping");
 5. the home directory ``<homes_dir>/NAME`` owned by the uid;
@@ -47,7 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from toolforge_admin import pki, web_policies
+from toolforge_admin import pki, policies, web_policies
 from toolforge_admin.objects import (
     CLUSTER_ROLE,
     POD_POLICY,
@@ -119,6 +121,9 @@ _POLICY_BINDINGS = Resource(
     "ValidatingAdmissionPolicyBinding",
     "admissionregistration.k8s.io/v1",
 )
+_NETWORK_POLICIES = Resource(
+    "/apis/networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", "networking.k8s.io/v1"
+)
 _CSRS = Resource(
     "/apis/certificates.k8s.io/v1",
     "certificatesigningrequests",
@@ -182,9 +187,20 @@ class ToolOnboarder:
         result.steps.append(await self._ensure_cluster_role())
         result.steps.extend(await self._ensure_pod_policy())
         result.steps.extend(await self._ensure_policies(web_policies.admission_policies()))
+        result.steps.extend(await self._ensure_policies(policies.admission_policies(self.settings)))
         step, uid = await self._ensure_namespace(tool)
         result.uid = uid
         result.steps.append(step)
+        for netpol in policies.tool_network_policies(tool, self.settings):
+            result.steps.append(
+                await self._converge(
+                    "networkpolicy",
+                    _NETWORK_POLICIES,
+                    ns,
+                    netpol,
+                    same=policies.spec_equals(netpol),
+                )
+            )
         result.steps.append(await self._ensure_role_binding(tool))
         result.steps.append(await self._ensure_quota(tool))
         result.steps.append(await self._ensure_limit_range(tool))

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: An image reference prefix: registry host[:port] and path components, ending in ``/``
+#: (so ``registry.local/toolforge/`` cannot also match ``registry.local/toolforge-x/``).
+IMAGE_PREFIX_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*/$")
+#: A registry host[:port], as in an image reference.
+REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
 
 def _default_quota() -> dict[str, str]:
@@ -37,6 +45,21 @@ def _default_limit_range() -> dict[str, dict[str, str]]:
     }
 
 
+class EgressEndpoint(BaseModel):
+    """A TCP endpoint inside :attr:`AdminSettings.tool_egress_denied_cidrs` that tool pods may
+    still reach (kube-apiserver), e.g. ``{"cidr": "10.244.0.1/32", "port": 6443}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cidr: str
+    port: int = Field(ge=1, le=65535)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        return str(ipaddress.IPv4Network(value))
+
+
 class AdminSettings(BaseSettings):
     """Where tools live and what they get.
 
@@ -63,3 +86,50 @@ class AdminSettings(BaseSettings):
     kube_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Longest time for one kube-apiserver call."
     )
+    image_prefixes: list[str] = Field(
+        default_factory=lambda: ["registry.local/toolforge/"],
+        description="Image reference prefixes of the platform's images (the image-config "
+        "list) that every tool pod may run; each ends in '/'. Policy "
+        "toolforge-tool-images (toolforge_admin.policies).",
+    )
+    tool_image_registries: list[str] = Field(
+        default_factory=lambda: ["registry.local"],
+        description="Registries (host[:port]) of the images the build service makes: a tool "
+        "may also run <registry>/tool-<tool>/..., its own images only.",
+    )
+    tool_egress_denied_cidrs: list[str] = Field(
+        default_factory=lambda: ["169.254.169.254/32"],
+        description="IPv4 CIDRs that tool pods may not open connections to (besides DNS, port "
+        "53, and tool_egress_allowed): the platform's own hosts, such as the node addresses "
+        "(kubelet, registry push) and the cloud metadata service. Pods are not affected: "
+        "their NetworkPolicies decide.",
+    )
+    tool_egress_allowed: list[EgressEndpoint] = Field(
+        default_factory=list,
+        description="TCP endpoints inside tool_egress_denied_cidrs that tool pods may reach "
+        "(kube-apiserver, after kube-proxy's DNAT).",
+    )
+
+    @field_validator("image_prefixes")
+    @classmethod
+    def _image_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not IMAGE_PREFIX_RE.match(prefix):
+                raise ValueError(
+                    f"image prefix {prefix!r} must be registry[:port]/path/ (lower case, "
+                    "ending in '/')"
+                )
+        return value
+
+    @field_validator("tool_image_registries")
+    @classmethod
+    def _registries(cls, value: list[str]) -> list[str]:
+        for registry in value:
+            if not REGISTRY_RE.match(registry):
+                raise ValueError(f"registry {registry!r} must be host[:port] (lower case)")
+        return value
+
+    @field_validator("tool_egress_denied_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.IPv4Network(cidr)) for cidr in value]

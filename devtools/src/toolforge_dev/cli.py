@@ -21,12 +21,12 @@ from rich.console import Console
 
 from toolforge_admin.cli import onboarder
 from toolforge_admin.onboarding import OnboardingError
-from toolforge_admin.settings import AdminSettings
+from toolforge_admin.settings import AdminSettings, EgressEndpoint
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev import deploy as deploy_mod
 from toolforge_dev import images
-from toolforge_dev.cluster import COMPONENTS, Cluster, ClusterError
-from toolforge_dev.services import PlatformServices
+from toolforge_dev.cluster import APISERVER_URL, COMPONENTS, NODE_IP, Cluster, ClusterError
+from toolforge_dev.services import REGISTRY_PORT, PlatformServices
 
 app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
 
@@ -89,8 +89,18 @@ def build_images() -> None:
 
 
 def admin_settings(cluster: Cluster) -> AdminSettings:
-    """Admin settings that point at the local cluster."""
-    return AdminSettings(kubeconfig=cluster.admin_kubeconfig, homes_dir=cluster.homes_dir)
+    """Admin settings that point at the local cluster: its homes, the local registry for the
+    tools' own images, and the node address (kubelet, registry) closed to tool pods except
+    for kube-apiserver (``toolforge_admin.policies``)."""
+    return AdminSettings(
+        kubeconfig=cluster.admin_kubeconfig,
+        homes_dir=cluster.homes_dir,
+        tool_image_registries=["registry.local", f"{NODE_IP}:{REGISTRY_PORT}"],
+        tool_egress_denied_cidrs=["169.254.169.254/32", f"{NODE_IP}/32"],
+        tool_egress_allowed=[
+            EgressEndpoint(cidr=f"{NODE_IP}/32", port=int(APISERVER_URL.rsplit(":", 1)[1]))
+        ],
+    )
 
 
 def _start(cluster: Cluster) -> bool:

@@ -510,6 +510,8 @@ state = "{root}/state"
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionWebhook",
                 "ResourceQuota",
+                # CVE-2020-8554: no Service may claim externalIPs (charts/README.md).
+                "DenyServiceExternalIPs",
             ]
         )
         self._launch(

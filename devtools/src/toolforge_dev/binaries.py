@@ -14,7 +14,9 @@ the published Go modules:
 - the CNCF distribution registry (``github.com/distribution/distribution/v3``), the real
   registry that tool images are pushed to, through ``devtools/go/registry``;
 - Traefik (``github.com/traefik/traefik/v3``), the Gateway API controller of the web-traffic
-  path, through ``devtools/go/traefik``.
+  path, through ``devtools/go/traefik``;
+- kube-router (``github.com/cloudnativelabs/kube-router/v2``), the cluster's NetworkPolicy
+  engine, through ``devtools/go/kube-router``.
 
 The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
 to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
@@ -231,6 +233,19 @@ def traefik() -> GoComponent:
     )
 
 
+def kube_router() -> GoComponent:
+    """kube-router, run with only its NetworkPolicy controller (:mod:`toolforge_dev.netpol`)."""
+    module = GO_MODULES_DIR / "kube-router"
+    version = _required_version(module / "go.mod", "github.com/cloudnativelabs/kube-router/v2")
+    return GoComponent(
+        name="kube-router",
+        version=version,
+        binaries=(("kube-router", "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"),),
+        module_dir=module,
+        ldflags=f"-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={version}",
+    )
+
+
 def bench_components() -> tuple[GoComponent, ...]:
     """Tools only the benchmarks need (``make bench``), not the cluster."""
     return (vegeta(),)
@@ -238,7 +253,7 @@ def bench_components() -> tuple[GoComponent, ...]:
 
 def all_components() -> tuple[GoComponent, ...]:
     """Every component the local platform needs (cluster, registry, Helm)."""
-    return (etcd(), kubernetes(), coredns(), registry(), helm(), traefik())
+    return (etcd(), kubernetes(), coredns(), registry(), helm(), traefik(), kube_router())
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from toolforge_admin.pki import CertificateAuthority, PlatformPKI, generate_key, subject, write_key
-from toolforge_dev import images, web
+from toolforge_dev import images, netpol, web
 from toolforge_dev.binaries import Binaries
 from toolforge_dev.paths import REPO_ROOT, run_dir
 
@@ -191,6 +191,7 @@ class Cluster:
             self._start_kube_proxy(binaries)
             self._step("bootstrap objects", lambda: self._bootstrap(binaries, image_archives))
             self._start_coredns(binaries)
+            self._step("NetworkPolicy engine", lambda: netpol.start(self, binaries))
             self._step("web traffic (Traefik, fourohfour)", lambda: web.install(self, binaries))
         except BaseException:
             self.progress("start failed; stopping what was started")
@@ -270,6 +271,7 @@ class Cluster:
         left += [f"netns {n}" for n in _cni_netns()]
         for tool in ("iptables", "ip6tables"):
             left += [f"{tool}: {r}" for r in _iptables_lines(tool) if _OUR_CHAIN.search(r)]
+        left += [f"ipset {name}" for name in netpol.leftover_ipsets()]
         return left
 
     # ----- steps ------------------------------------------------------------------------------
@@ -913,6 +915,7 @@ state = "{root}/state"
             _run(["ip", "link", "delete", BRIDGE], check=False)
         for tool in ("iptables", "ip6tables"):
             _remove_our_chains(tool)
+        netpol.remove_ipsets()  # kube-router's; only once no rule uses them
 
     def _is_ours(self, pid: int) -> bool:
         return str(self.directory) in _cmdline(pid)

@@ -24,7 +24,7 @@ from toolforge_admin.onboarding import OnboardingError
 from toolforge_admin.settings import AdminSettings, EgressEndpoint
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev import deploy as deploy_mod
-from toolforge_dev import images
+from toolforge_dev import images, netpol
 from toolforge_dev.cluster import APISERVER_URL, COMPONENTS, NODE_IP, Cluster, ClusterError
 from toolforge_dev.services import REGISTRY_PORT, PlatformServices
 
@@ -84,8 +84,9 @@ def build(
 
 @app.command("images")
 def build_images() -> None:
-    """Build the local OCI images (pause, bookworm, python3.11) into the cache, unless cached."""
-    images.build_images(progress=_progress)
+    """Build the local OCI images (pause, bookworm, python3.11, and the NetworkPolicy engine's
+    base) into the cache, unless cached."""
+    images.build_images(progress=_progress, specs=(*images.ALL_IMAGES, netpol.BASE))
 
 
 def admin_settings(cluster: Cluster) -> AdminSettings:

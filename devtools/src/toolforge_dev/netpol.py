@@ -10,10 +10,11 @@ each checked on the Go module proxy at an exact version:
 
 - ``sigs.k8s.io/kube-network-policies`` v0.8.0 (kind's engine): builds, but every rule sync
   fails with ``conn.Receive: netlink receive: no such file or directory`` (its nftables ruleset
-  uses ``queue``). v0.7.0 is served and programs the same ``expr.Queue`` through
-  ``github.com/google/nftables`` (``pkg/networkpolicy/controller.go``), so it fails the same
-  way. v0.1.0 to v0.6.0, which might have used iptables, are refused by the proxy (403 "This
-  module version is not available").
+  uses ``queue``). v0.7.0 is served, but its source programs the same nftables
+  ``expr.Queue`` through ``github.com/google/nftables`` (``pkg/networkpolicy/controller.go``),
+  so it cannot work here either (not run). v0.1.0 to v0.6.0 are refused by the proxy (403
+  "This module version is not available"), so whether an early release used iptables could
+  not be checked.
 - Calico (v3.30.0) and kube-router after v2.1.0 (v2.1.1, v2.1.2, v2.1.3, v2.2.0): refused by
   the proxy (403).
 - ``github.com/cloudnativelabs/kube-router/v2`` v2.1.0: served, builds through the wrapper

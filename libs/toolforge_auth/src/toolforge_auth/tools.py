@@ -19,7 +19,8 @@ that copy against this module.
   cluster-scoped, the tool's RBAC namespaced).
 - Objects carry ``app.kubernetes.io/managed-by`` (:data:`MANAGED_BY_LABEL`) naming the part of
   the platform that owns them: :data:`ADMIN_MANAGER` for what onboarding writes,
-  :data:`JOBS_MANAGER` for the jobs framework's objects (upstream's value).
+  :data:`JOBS_MANAGER` for the jobs framework's objects (upstream's value),
+  :data:`ENVVARS_MANAGER` for the Secret of a tool's environment variables.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import re
 
 __all__ = [
     "ADMIN_MANAGER",
+    "ENVVARS_MANAGER",
     "HOME_ANNOTATION",
     "JOBS_MANAGER",
     "MANAGED_BY_LABEL",
@@ -66,6 +68,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 ADMIN_MANAGER = "toolforge-admin"
 #: Its value on the jobs framework's objects (REFERENCE.md, "Kubernetes mapping").
 JOBS_MANAGER = "toolforge-jobs-framework"
+#: Its value on the Secret that holds a tool's environment variables (the envvars API).
+ENVVARS_MANAGER = "toolforge-envvars-api"
 
 
 class InvalidToolName(ValueError):  # noqa: N818 - reads as the rule it names

@@ -33,6 +33,7 @@ from toolforge_kit.settings import BackendSettings
 
 __all__ = [
     "ErrorRenderer",
+    "MetricsMiddleware",
     "Responses",
     "ToolName",
     "ValidationMessages",
@@ -40,6 +41,7 @@ __all__ = [
     "document_ndjson",
     "error_responses",
     "json_reply",
+    "metrics_router",
 ]
 
 _log = logging.getLogger(__name__)
@@ -151,7 +153,7 @@ def _allowed_methods(app: FastAPI, scope: Scope) -> str:
     return ", ".join(sorted(methods))
 
 
-class _MetricsMiddleware:
+class MetricsMiddleware:
     """Counts every HTTP request by route template, method and status, with its duration."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
@@ -180,7 +182,8 @@ class _MetricsMiddleware:
             )
 
 
-def _metrics_router(metrics: ServiceMetrics) -> APIRouter:
+def metrics_router(metrics: ServiceMetrics) -> APIRouter:
+    """``GET /metrics`` and ``GET /v1/metrics``: ``metrics`` in the Prometheus text format."""
     router = APIRouter(tags=["meta"])
 
     async def metrics_exposition() -> Response:
@@ -310,9 +313,9 @@ def create_backend_app(
         body_validation_status=body_validation_status,
         bad_request_errors=bad_request_errors,
     )
-    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(_TrailingSlashMiddleware)
     for router in routers:
         app.include_router(router)
-    app.include_router(_metrics_router(metrics))
+    app.include_router(metrics_router(metrics))
     return app

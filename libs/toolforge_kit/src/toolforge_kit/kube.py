@@ -224,15 +224,18 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        accept: str = "application/json",
     ) -> aiohttp.ClientResponse:
         """Send one request (``label`` names the resource in metrics); returns the unread 2xx
-        response, which the caller releases.
+        response, which the caller releases. ``accept`` may ask for another representation,
+        e.g. metadata only (``application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1``;
+        Kubernetes API concepts, "Receiving resources as Tables" and metadata-only fetches).
 
         Raises:
             ValueError: ``as_tool`` is not a tool name.
             APIError: the mapped error of a non-2xx answer or of no answer.
         """
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if as_tool is not None:
             if not is_tool_name(as_tool):
                 raise ValueError(f"refusing to impersonate {as_tool!r}: not a tool name")

@@ -1,0 +1,18 @@
+"""Serving the envvars API: the kit's uvicorn over mTLS (:mod:`toolforge_kit.server`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from toolforge_envvars.app import create_app
+from toolforge_envvars.settings import EnvvarsSettings
+from toolforge_kit import server
+
+__all__ = ["build_server"]
+
+
+def build_server(settings: EnvvarsSettings, **overrides: Any) -> uvicorn.Server:
+    """A :class:`uvicorn.Server` for ``settings`` (see :func:`toolforge_kit.build_server`)."""
+    return server.build_server(settings, create_app(settings), **overrides)

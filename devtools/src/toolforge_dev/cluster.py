@@ -316,6 +316,9 @@ class Cluster:
             subject("kube-apiserver-kubelet-client", ["system:masters"]),
             client=True,
         )
+        # kube-apiserver's client identity towards admission webhooks (the envvars webhook
+        # requires it): see _admission_config.
+        ca.issue_pair(d, "apiserver-webhook-client", subject("kube-apiserver"), client=True)
         ca.issue_pair(
             d,
             "kubelet-server",
@@ -343,6 +346,8 @@ class Cluster:
             # The platform APIs' own identities (RBAC in manifests/20-platform-apis.yaml).
             "jobs-api": subject("toolforge-jobs-api"),
             "builds-api": subject("toolforge-builds-api"),
+            "envvars-api": subject("toolforge-envvars-api"),
+            "envvars-webhook": subject("toolforge-envvars-webhook"),
         }
         for name, dn in clients.items():
             cert, key = ca.issue_pair(d, f"{name}-client", dn, client=True)
@@ -560,6 +565,8 @@ state = "{root}/state"
                 "Node,RBAC",
                 "--enable-admission-plugins",
                 admission,
+                "--admission-control-config-file",
+                str(self._admission_config()),
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--anonymous-auth=true",  # default; RBAC allows anonymous only /livez, /readyz ...
@@ -576,6 +583,49 @@ state = "{root}/state"
             ],
         )
         self._wait("kube-apiserver", timeout=90)
+
+    def _admission_config(self) -> Path:
+        """The AdmissionConfiguration that makes kube-apiserver present its webhook client
+        certificate (CN ``kube-apiserver``, cluster CA) to every admission webhook (Kubernetes
+        "Dynamic Admission Control", "Authenticate apiservers")."""
+        d = self.pki_dir
+        kubeconfig = self._config("apiserver-webhook.kubeconfig")
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "users": [
+                        {
+                            "name": "*",
+                            "user": {
+                                "client-certificate": str(d / "apiserver-webhook-client.crt"),
+                                "client-key": str(d / "apiserver-webhook-client.key"),
+                            },
+                        }
+                    ],
+                }
+            )
+        )
+        webhook = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "WebhookAdmissionConfiguration",
+            "kubeConfigFile": str(kubeconfig),
+        }
+        path = self._config("admission.yaml")
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "apiserver.config.k8s.io/v1",
+                    "kind": "AdmissionConfiguration",
+                    "plugins": [
+                        {"name": name, "configuration": webhook}
+                        for name in ("MutatingAdmissionWebhook", "ValidatingAdmissionWebhook")
+                    ],
+                }
+            )
+        )
+        return path
 
     def _control_plane_flags(self, component: str) -> list[str]:
         """Flags shared by controller-manager and scheduler: identity, serving TLS, no HA."""

@@ -24,6 +24,7 @@ gracefully, so in-flight requests drain.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import ssl
@@ -37,13 +38,16 @@ from pathlib import Path
 import httpx
 import yaml
 
-from toolforge_admin.pki import CertificateAuthority
+from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
 from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
+from toolforge_envvars.webhook.registration import WEBHOOK_NAME, webhook_configuration
 
 __all__ = [
     "BUILDS_API_PORT",
+    "ENVVARS_API_PORT",
+    "ENVVARS_WEBHOOK_PORT",
     "GATEWAY_PORT",
     "JOBS_API_PORT",
     "REGISTRY_PORT",
@@ -55,6 +59,9 @@ GATEWAY_PORT = 8443
 JOBS_API_PORT = 8444
 BUILDS_API_PORT = 8445
 REGISTRY_PORT = 8446
+ENVVARS_API_PORT = 8447
+#: The envvars admission webhook listens on the node address: kube-apiserver calls it there.
+ENVVARS_WEBHOOK_PORT = 8448
 
 Progress = Callable[[str], None]
 
@@ -148,6 +155,28 @@ class PlatformServices:
                 health_url=f"https://localhost:{BUILDS_API_PORT}/v1/healthz",
             ),
             Service(
+                name="envvars-api",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_envvars",
+                    "--config",
+                    str(self._config_path("envvars-api.yaml")),
+                ],
+                health_url=f"https://localhost:{ENVVARS_API_PORT}/v1/healthz",
+            ),
+            Service(
+                name="envvars-webhook",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_envvars.webhook",
+                    "--config",
+                    str(self._config_path("envvars-webhook.yaml")),
+                ],
+                health_url=f"https://{NODE_IP}:{ENVVARS_WEBHOOK_PORT}/healthz",
+            ),
+            Service(
                 name="gateway",
                 argv=[
                     python,
@@ -176,6 +205,7 @@ class PlatformServices:
             "routes": {
                 "jobs": {"url": f"https://localhost:{JOBS_API_PORT}"},
                 "builds": {"url": f"https://localhost:{BUILDS_API_PORT}"},
+                "envvars": {"url": f"https://localhost:{ENVVARS_API_PORT}"},
             },
             "public_url": self.gateway_url,
             "graceful_shutdown_seconds": 5,
@@ -212,12 +242,60 @@ class PlatformServices:
             "registry_password": registry.credentials.password,
         }
 
+    def envvars_api_config(self) -> dict[str, object]:
+        """The envvars API's settings (``toolforge_envvars.settings.EnvvarsSettings`` keys)."""
+        pki = self.cluster.pki_dir
+        return {
+            "host": "127.0.0.1",
+            "port": ENVVARS_API_PORT,
+            "tls_cert_file": str(pki / "envvars-api-server.crt"),
+            "tls_key_file": str(pki / "envvars-api-server.key"),
+            "backend_ca_file": str(pki / "backend-ca.crt"),
+            "kubeconfig": str(self.cluster.service_kubeconfig("envvars-api")),
+        }
+
+    def envvars_webhook_config(self) -> dict[str, object]:
+        """The admission webhook's settings (``WebhookSettings`` keys): on the node address,
+        server certificate from the cluster CA, callers must hold kube-apiserver's webhook
+        client certificate."""
+        pki = self.cluster.pki_dir
+        return {
+            "host": NODE_IP,
+            "port": ENVVARS_WEBHOOK_PORT,
+            "tls_cert_file": str(pki / "envvars-webhook-server.crt"),
+            "tls_key_file": str(pki / "envvars-webhook-server.key"),
+            "client_ca_file": str(pki / "cluster-ca.crt"),
+            "client_cns": ["kube-apiserver"],
+            "kubeconfig": str(self.cluster.service_kubeconfig("envvars-webhook")),
+        }
+
+    def webhook_configuration(self) -> dict[str, object]:
+        """The MutatingWebhookConfiguration pointing kube-apiserver at the host webhook."""
+        return webhook_configuration(
+            ca_bundle=(self.cluster.pki_dir / "cluster-ca.crt").read_bytes(),
+            url=f"https://{NODE_IP}:{ENVVARS_WEBHOOK_PORT}/mutate",
+        )
+
+    def _issue_webhook_certificate(self) -> None:
+        pki = self.cluster.pki_dir
+        if not (pki / "envvars-webhook-server.crt").exists():
+            CertificateAuthority.load(pki, "cluster-ca").issue_pair(
+                pki,
+                "envvars-webhook-server",
+                subject("toolforge-envvars-webhook"),
+                server=True,
+                ip_addresses=[NODE_IP],
+            )
+
     def _write_configs(self) -> None:
         self.registry(issue_certificate=True).prepare()
+        self._issue_webhook_certificate()
         for name, config in (
             ("gateway.yaml", self.gateway_config()),
             ("jobs-api.yaml", self.jobs_api_config()),
             ("builds-api.yaml", self.builds_api_config()),
+            ("envvars-api.yaml", self.envvars_api_config()),
+            ("envvars-webhook.yaml", self.envvars_webhook_config()),
         ):
             # 0600: the builds API's config holds the registry password.
             path = self._config_path(name)
@@ -254,9 +332,38 @@ class PlatformServices:
             log.close()
             self._pid_path(service.name).write_text(f"{proc.pid}\n")
             self._wait_healthy(service, timeout)
+        self.register_webhook()
+
+    def register_webhook(self) -> None:
+        """Apply the envvars MutatingWebhookConfiguration (its webhook must be running: the
+        failure policy is Fail)."""
+        self.cluster.kubectl(
+            go_binaries.Binaries.from_cache(),
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input_text=json.dumps(self.webhook_configuration()),
+        )
+
+    def unregister_webhook(self) -> None:
+        """Delete the envvars MutatingWebhookConfiguration (before its webhook stops, so that
+        tool pods are not refused meanwhile)."""
+        with contextlib.suppress(ClusterError):
+            self.cluster.kubectl(
+                go_binaries.Binaries.from_cache(),
+                "delete",
+                "mutatingwebhookconfiguration",
+                WEBHOOK_NAME,
+                "--ignore-not-found",
+            )
 
     def stop(self, timeout: float = 15) -> None:
-        """SIGTERM every service (the gateway first) and wait for each to drain and exit."""
+        """SIGTERM every service (the gateway first) and wait for each to drain and exit; the
+        webhook configuration goes first."""
+        if self.cluster.is_up():
+            self.unregister_webhook()
         for service in self.services()[::-1]:
             self._stop(service.name, timeout)
 

@@ -50,6 +50,13 @@ def values_args(chart: str, values_name: str) -> list[str]:
     args += ["--set", "image.tag=test", "--set-string", f"caBundles.backend-ca={FAKE_PEM}"]
     if chart == "gateway":
         args += ["--set-string", f"caBundles.cluster-ca={FAKE_PEM}"]
+    if chart == "envvars-webhook":
+        args += [
+            "--set-string",
+            f"caBundles.webhook-ca={FAKE_PEM}",
+            "--set-string",
+            f"caBundles.apiserver-client-ca={FAKE_PEM}",
+        ]
     return args
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from golden import assert_golden
 from toolforge_builds.settings import BuildsSettings
 from toolforge_dev.deploy import CHARTS, CHARTS_DIR, NAMESPACE
+from toolforge_envvars.settings import EnvvarsSettings, WebhookSettings
 from toolforge_gateway.settings import GatewaySettings
 from toolforge_jobs.settings import JobsSettings
 
@@ -35,6 +36,8 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "gateway": GatewaySettings,
     "jobs-api": JobsSettings,
     "builds-api": BuildsSettings,
+    "envvars-api": EnvvarsSettings,
+    "envvars-webhook": WebhookSettings,
 }
 
 
@@ -125,6 +128,7 @@ def test_gateway_reaches_only_backends_and_needs_no_api_access() -> None:
     assert egress_pods == [
         {"app.kubernetes.io/name": "jobs-api"},
         {"app.kubernetes.io/name": "builds-api"},
+        {"app.kubernetes.io/name": "envvars-api"},
     ]
 
 
@@ -143,7 +147,7 @@ def test_node_port_and_routes_come_from_values() -> None:
     assert config["routes"]["builds"]["url"] == "https://builds-api:8443"
 
 
-@pytest.mark.parametrize("chart", ["jobs-api", "builds-api"])
+@pytest.mark.parametrize("chart", ["jobs-api", "builds-api", "envvars-api"])
 def test_backends_accept_only_the_gateway(chart: str) -> None:
     policy = one(render(chart, "local"), "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
@@ -277,3 +281,39 @@ def test_image_list_from_values_gets_its_own_configmap_and_only_that(tmp_path: A
     assert [c["metadata"]["name"] for c in by_kind(render("jobs-api", "local"), "ConfigMap")] == [
         "jobs-api-config"
     ]
+
+
+def test_envvars_api_rbac_is_impersonation_only() -> None:
+    objects = render("envvars-api", "local")
+    (role,) = by_kind(objects, "ClusterRole")
+    assert _rules(role) == [
+        ("", "users", ("impersonate",), ()),
+        ("", "groups", ("impersonate",), ("toolforge",)),
+    ]
+    assert by_kind(objects, "Role") == []
+
+
+def test_envvars_webhook_reads_one_secret_name_and_is_registered_safely() -> None:
+    objects = render("envvars-webhook", "local")
+    (role,) = by_kind(objects, "ClusterRole")
+    assert _rules(role) == [("", "secrets", ("get",), ("toolforge-envvars",))]
+    (config,) = by_kind(objects, "MutatingWebhookConfiguration")
+    (hook,) = config["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["sideEffects"] == "None"
+    assert 1 <= hook["timeoutSeconds"] <= 10
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [{"key": "toolforge.org/tool", "operator": "Exists"}]
+    }
+    assert hook["rules"][0]["operations"] == ["CREATE"]
+    assert hook["clientConfig"]["service"]["path"] == "/mutate"
+    assert hook["clientConfig"]["caBundle"]  # secret mode: the given CA
+    (policy,) = by_kind(objects, "NetworkPolicy")
+    assert policy["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.244.0.1/32"}}]
+    production = render("envvars-webhook", "production")
+    (config,) = by_kind(production, "MutatingWebhookConfiguration")
+    assert "caBundle" not in config["webhooks"][0]["clientConfig"]
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].endswith(
+        "/envvars-webhook-tls"
+    )
+    assert by_kind(production, "Certificate")

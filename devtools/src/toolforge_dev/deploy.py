@@ -2,7 +2,7 @@
 
 Steps (each reported through ``progress``):
 
-1. build Helm (cached Go component) and the three service images
+1. build Helm (cached Go component) and the service images
    (:mod:`toolforge_dev.service_images`), and import the images into the cluster's containerd;
 2. create the release namespace (:data:`NAMESPACE`), the pre-provisioned TLS Secrets from
    the project's PKI (local mode: no cert-manager controller runs here) and the builds API's
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev import images, service_images
 from toolforge_dev.cluster import Cluster, _which
@@ -49,12 +50,16 @@ CHARTS_DIR = REPO_ROOT / "charts"
 CHARTS: dict[str, str] = {
     "jobs-api": "toolforge-jobs-api",
     "builds-api": "toolforge-builds-api",
+    "envvars-api": "toolforge-envvars-api",
+    "envvars-webhook": "toolforge-envvars-webhook",
     "gateway": "toolforge-gateway",
 }
 #: ``Secret name -> PKI file stem`` of the pre-provisioned TLS Secrets (local mode).
 TLS_SECRETS: dict[str, str] = {
     "jobs-api-tls": "jobs-api-server",
     "builds-api-tls": "builds-api-server",
+    "envvars-api-tls": "envvars-api-server",
+    "envvars-webhook-tls": "envvars-webhook-incluster-server",
     "gateway-tls": "gateway-server",
     "gateway-backend-client": "gateway-backend-client",
 }
@@ -143,6 +148,15 @@ def local_values_args(cluster: Cluster, chart: str, tag: str) -> list[str]:
             "--set-file",
             f"imageConfig={image_list}",
         ]
+    if chart == "envvars-webhook":
+        # kube-apiserver trusts the webhook's certificate (cluster CA) through the caBundle,
+        # and the webhook trusts kube-apiserver's webhook client certificate (cluster CA).
+        args += [
+            "--set-file",
+            f"caBundles.webhook-ca={pki / 'cluster-ca.crt'}",
+            "--set-file",
+            f"caBundles.apiserver-client-ca={pki / 'cluster-ca.crt'}",
+        ]
     if chart == "builds-api":
         registry = PlatformServices(cluster).registry()
         args += [
@@ -160,6 +174,7 @@ def _apply_tls_secrets(cluster: Cluster) -> None:
     """Namespace, TLS Secrets and registry password Secret, applied with ``Cluster.kubectl``
     (create ``--dry-run=client`` renders each Secret, apply makes it idempotent)."""
     bins = go_binaries.Binaries.from_cache()
+    _issue_incluster_webhook_certificate(cluster)
     namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
     cluster.kubectl(bins, "apply", "-f", "-", input_text=namespace)
     pki = cluster.pki_dir
@@ -173,6 +188,17 @@ def _apply_tls_secrets(cluster: Cluster) -> None:
     for secret in secrets:
         manifest = cluster.kubectl(bins, "create", "secret", *secret, *render)
         cluster.kubectl(bins, "apply", "-f", "-", input_text=manifest)
+
+
+def _issue_incluster_webhook_certificate(cluster: Cluster) -> None:
+    """The in-cluster envvars webhook's server certificate (cluster CA), named as its Service:
+    kube-apiserver calls ``envvars-webhook.<namespace>.svc``."""
+    pki = cluster.pki_dir
+    if not (pki / "envvars-webhook-incluster-server.crt").exists():
+        name = f"envvars-webhook.{NAMESPACE}.svc"
+        CertificateAuthority.load(pki, "cluster-ca").issue_pair(
+            pki, "envvars-webhook-incluster-server", subject(name), server=True, dns_names=[name]
+        )
 
 
 def wait_for_gateway(cluster: Cluster, timeout: float = 60) -> None:

@@ -89,6 +89,18 @@ SERVICES: tuple[ServiceImage, ...] = (
         "toolforge_builds",
         ("libs/toolforge_auth", "libs/toolforge_kit", "services/builds"),
     ),
+    ServiceImage(
+        "toolforge-envvars-api",
+        "toolforge-envvars",
+        "toolforge_envvars",
+        ("libs/toolforge_auth", "libs/toolforge_kit", "services/envvars"),
+    ),
+    ServiceImage(
+        "toolforge-envvars-webhook",
+        "toolforge-envvars",
+        "toolforge_envvars.webhook",
+        ("libs/toolforge_auth", "libs/toolforge_kit", "services/envvars"),
+    ),
 )
 
 

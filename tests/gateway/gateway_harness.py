@@ -173,6 +173,11 @@ def make_backend(name: str, pki: GatewayPKI) -> Backend:
     async def healthz() -> Shared:
         return Shared(ok=True)
 
+    @app.get("/v1/metrics")
+    async def metrics(request: Request) -> dict[str, Any]:
+        # Open, as upstream's are; echoes what it got, to check what the gateway forwarded.
+        return await echo(request, "")
+
     @app.get("/v1/tool/{tool}/echo")
     @app.post("/v1/tool/{tool}/echo")
     async def tool_echo(request: Request, tool: CurrentTool) -> dict[str, Any]:

@@ -9,12 +9,18 @@ import httpcore
 import pytest
 
 from toolforge_auth.identity import Identity, ServiceIdentity, ToolIdentity
-from toolforge_gateway.authz import AccessPolicy, authorize, has_encoded_slash, split_route
+from toolforge_gateway.authz import (
+    AccessPolicy,
+    authorize,
+    has_encoded_slash,
+    is_public,
+    split_route,
+)
 from toolforge_gateway.upstream import classify_upstream_error
 
 POLICY = AccessPolicy(
     routes={"jobs", "builds"},
-    unauthenticated_suffixes={"/openapi.json", "/v1/healthz"},
+    unauthenticated_suffixes={"/openapi.json", "/v1/healthz", "/v1/metrics"},
     services={
         "builder": (re.compile(r"/builds/v1/tool/[^/]+/builds"),),
         "empty": (),
@@ -51,7 +57,8 @@ BUILDER = ServiceIdentity("builder")
         ("/builds/v1/healthz", None, 200),
         ("/builds/v1/healthz/x", None, 403),
         ("/builds/v1/healthzz", None, 403),
-        ("/jobs/v1/metrics", None, 403),
+        ("/jobs/v1/metrics", None, 200),
+        ("/jobs/v1/metrics/x", None, 403),
         # Without an identity nothing else, and unknown routes are 404 for everyone.
         ("/jobs/v1/tool/foo/jobs", None, 403),
         ("/nope/v1/tool/foo/jobs", FOO, 404),
@@ -69,18 +76,53 @@ BUILDER = ServiceIdentity("builder")
     ],
 )
 def test_authorize(path: str, identity: Identity | None, status: int) -> None:
-    decision = authorize(path, identity, POLICY)
+    decision = authorize(path, identity, POLICY, verified=True)
     assert decision.status == status
     assert decision.allowed == (status == 200)
     assert bool(decision.reason) == (status != 200)
 
 
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        # Public: no certificate needed.
+        ("/openapi.json", 200),
+        ("/jobs/openapi.json", 200),
+        ("/jobs/v1/healthz", 200),
+        ("/builds/v1/metrics", 200),
+        # Everything else: 401 without a certificate, whatever it would be with one.
+        ("/healthz", 401),
+        ("/metrics", 401),
+        ("/jobs/v1/tool/foo/jobs", 401),
+        ("/jobs/v1/images", 401),
+        ("/nope/openapi.json", 401),
+        ("/nope/v1/healthz", 401),
+        ("/jobs/v1/healthz/", 401),
+        ("/jobs/v1/healthz/x", 401),
+        ("/jobs/./v1/healthz", 401),
+        ("/jobs/v1/../openapi.json", 401),
+        ("/jobs/openapi.json/../v1/tool/foo/jobs", 401),
+        ("//openapi.json", 401),
+        ("/", 401),
+        ("", 401),
+    ],
+)
+def test_without_a_certificate_only_public_paths(path: str, status: int) -> None:
+    decision = authorize(path, None, POLICY, verified=False)
+    assert decision.status == status
+    assert is_public(path, POLICY) == (status == 200)
+    # An identity without verification is never trusted (it cannot happen, but deny anyway).
+    assert authorize(path, FOO, POLICY, verified=False).status == status
+
+
 def test_refusals_say_why() -> None:
-    assert authorize("/jobs/v1/tool/bar/x", FOO, POLICY).reason == (
+    assert authorize("/jobs/v1/tool/bar/x", FOO, POLICY, verified=True).reason == (
         "tool 'foo' may not act on tool 'bar'"
     )
-    assert "service:builder may not call /jobs/x" in authorize("/jobs/x", BUILDER, POLICY).reason
-    assert "Toolforge identity" in authorize("/jobs/x", None, POLICY).reason
+    refused = authorize("/jobs/x", BUILDER, POLICY, verified=True)
+    assert "service:builder may not call /jobs/x" in refused.reason
+    assert "Toolforge identity" in authorize("/jobs/x", None, POLICY, verified=True).reason
+    assert "client certificate is required" in authorize("/x", None, POLICY, verified=False).reason
 
 
 @pytest.mark.parametrize(

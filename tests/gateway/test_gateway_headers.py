@@ -62,6 +62,16 @@ def test_identity_and_hop_by_hop_headers_are_replaced() -> None:
     assert result.chunked is False
 
 
+def test_tool_header_is_set_from_the_verified_tool_only() -> None:
+    forged = [(b"x-toolforge-tool", b"bob"), (b"x-toolforge-tool", b"alice")]
+    result = prepare_request_headers(
+        forged, client_host=None, subject_dn="CN=alice,O=toolforge", tool="alice"
+    )
+    assert get(result.forward, b"x-toolforge-tool") == [b"alice"]
+    without = prepare_request_headers(forged, client_host=None, subject_dn=None)
+    assert b"x-toolforge-tool" not in names(without.forward)
+
+
 def test_without_identity_no_subject_header_at_all() -> None:
     result = prepare_request_headers(
         [(b"ssl-client-subject-dn", b"CN=bob,O=toolforge")], client_host=None, subject_dn=None

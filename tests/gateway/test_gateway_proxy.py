@@ -86,7 +86,9 @@ async def test_identity_headers_from_the_client_are_never_forwarded(
     headers = received_headers(echo)
     names = {name for name, _ in headers}
     assert values(headers, "ssl-client-subject-dn") == ["CN=alice,O=toolforge"]
-    assert not any(name.startswith("x-toolforge-") for name in names)
+    # The only x-toolforge-* header is the gateway's own, with the verified tool.
+    assert [name for name in names if name.startswith("x-toolforge-")] == ["x-toolforge-tool"]
+    assert values(headers, "x-toolforge-tool") == ["alice"]
     for hop in ("x-secret-hop", "keep-alive", "proxy-authorization", "te", "upgrade"):
         assert hop not in names
     assert values(headers, "x-kept") == ["yes"]

@@ -48,7 +48,7 @@ def test_defaults() -> None:
     settings = GatewaySettings()
     assert settings.port == 30003
     assert set(settings.routes) == {"jobs", "builds"}
-    assert settings.unauthenticated_suffixes == ["/openapi.json", "/v1/healthz"]
+    assert settings.unauthenticated_suffixes == ["/openapi.json", "/v1/healthz", "/v1/metrics"]
     assert settings.limits.max_body_bytes == 1024 * 1024
 
 

@@ -1,7 +1,8 @@
 """TLS on both sides of the gateway, over real sockets with real certificates.
 
-Clients whose certificate the gateway cannot verify never reach HTTP; backends accept only
-the gateway's backend-CA certificate.
+Clients whose certificate the gateway cannot verify never reach HTTP; clients without a
+certificate do, and get 401 outside the public paths (``test_gateway_anonymous.py``); backends
+accept only the gateway's backend-CA certificate.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ def pair_of(pki: GatewayPKI, name: str) -> Pair | None:
 @pytest.mark.parametrize(
     "certificate",
     [
-        "none",
         "unknown_ca_alice",
         "expired_alice",
         # A CN=alice,O=toolforge certificate from the backend CA is not a tool certificate.
@@ -77,6 +77,17 @@ async def test_trusted_client_passes_the_handshake(gateway: GatewayUnderTest) ->
     assert total_requests(gateway.app.metrics.registry) == 1
 
 
+async def test_client_without_certificate_passes_the_handshake_and_gets_401(
+    gateway: GatewayUnderTest,
+) -> None:
+    """The TLS layer asks for a certificate but does not require one; the refusal comes at
+    the HTTP layer (the gateway's own /healthz is not one of the public paths)."""
+    answer = await http_over_tls(gateway.port, gateway.pki.client_context(None))
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"client certificate is required" in answer
+    assert total_requests(gateway.app.metrics.registry) == 1
+
+
 def test_certificate_with_someone_elses_key_cannot_be_presented(gw_pki: GatewayPKI) -> None:
     """Cert A with key B: OpenSSL refuses the pair before any handshake (a server could not
     verify the CertificateVerify signature either)."""
@@ -90,7 +101,7 @@ async def test_gateway_speaks_tls_1_2_and_nothing_older(gateway: GatewayUnderTes
     config.load()
     assert config.ssl is not None
     assert config.ssl.minimum_version == ssl.TLSVersion.TLSv1_2
-    assert config.ssl.verify_mode == ssl.CERT_REQUIRED
+    assert config.ssl.verify_mode == ssl.CERT_OPTIONAL
     tls12 = gateway.pki.client_context(gateway.pki.alice)
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     answer = await http_over_tls(gateway.port, tls12)

@@ -4,7 +4,9 @@ The proxy path is deliberately lean (no framework routing or middleware per requ
 
 1. size limits: URL (414), headers (431);
 2. identity from the verified client certificate (``scope["extensions"]["tls"]``, filled by
-   :mod:`toolforge_auth.uvicorn`), cached per certificate;
+   :mod:`toolforge_auth.uvicorn`), cached per certificate; the TLS layer asks for a certificate
+   but does not require one, so a request without one gets 401 here (nothing forwarded) unless
+   its path is public (:func:`toolforge_gateway.authz.is_public`);
 3. header hygiene (:mod:`toolforge_gateway.headers`) and the authorisation decision
    (:mod:`toolforge_gateway.authz`);
 4. the gateway's own paths (``/healthz``, ``/metrics``, ``/openapi.json``) or the backend: the
@@ -321,6 +323,7 @@ class Gateway:
                     scope["headers"],
                     client_host=client[0] if client else None,
                     subject_dn=dn if identity is not None else None,
+                    tool=identity.name if isinstance(identity, ToolIdentity) else None,
                 )
             except BadRequestHeadersError as exc:
                 state.request_id = new_request_id()
@@ -347,7 +350,7 @@ class Gateway:
                     send, state, 400, "the URL must be ASCII and its path must not contain %2F"
                 )
                 return
-            decision = authorize(path, identity, self.policy)
+            decision = authorize(path, identity, self.policy, verified=cert is not None)
             if not decision.allowed:
                 await self._error(send, state, decision.status, decision.reason)
                 return

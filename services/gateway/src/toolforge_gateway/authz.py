@@ -2,9 +2,11 @@
 
 The rules (REFERENCE.md, "Identity and the gateway"), deny by default:
 
-- gateway paths ``/healthz``, ``/metrics`` and ``/openapi.json`` and, per route, the
-  configured unauthenticated suffixes (``/<api>/openapi.json``, ``/<api>/v1/healthz``) need no
-  identity (TLS still requires a trusted client certificate);
+- ``/openapi.json`` and, per route, the configured unauthenticated suffixes
+  (``/<api>/openapi.json``, ``/<api>/v1/healthz``, ``/<api>/v1/metrics``) need no client
+  certificate at all (the TLS layer asks for one but does not require it);
+- every other path needs a verified client certificate: 401 without one;
+- the gateway's own ``/healthz`` and ``/metrics`` need a verified certificate but no identity;
 - a tool (``CN=<tool>,O=toolforge``) may call ``/<api>/v1/tool/<tool>/...`` for its own name
   only;
 - a service (``CN=service:<name>,O=toolforge``) may call the paths that one of its configured
@@ -22,16 +24,20 @@ from toolforge_auth.identity import Identity, ToolIdentity
 
 __all__ = [
     "GATEWAY_PATHS",
+    "PUBLIC_GATEWAY_PATHS",
     "AccessPolicy",
     "Decision",
     "authorize",
     "has_dot_segment",
     "has_encoded_slash",
+    "is_public",
     "split_route",
 ]
 
 #: Paths served by the gateway itself, without an identity check.
 GATEWAY_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
+#: Gateway paths that need no client certificate either.
+PUBLIC_GATEWAY_PATHS = frozenset({"/openapi.json"})
 
 # After the route prefix: /v1/tool/<tool> followed by '/' or the end.
 _TOOL_PATH_RE = re.compile(r"/v1/tool/([^/]+)(?:/|$)")
@@ -58,8 +64,9 @@ class AccessPolicy:
     """What :func:`authorize` needs from the settings.
 
     ``routes``: route names (first path segment); ``unauthenticated_suffixes``: per-route
-    suffixes needing no identity; ``services``: service name -> compiled regexes, each matched
-    against the whole percent-decoded gateway path with :meth:`re.Pattern.fullmatch`.
+    suffixes needing no client certificate; ``services``: service name -> compiled regexes,
+    each matched against the whole percent-decoded gateway path with
+    :meth:`re.Pattern.fullmatch`.
     """
 
     routes: Collection[str]
@@ -94,13 +101,32 @@ def has_encoded_slash(raw_path: bytes) -> bool:
     return b"%2f" in raw_path or b"%2F" in raw_path
 
 
-def authorize(path: str, identity: Identity | None, policy: AccessPolicy) -> Decision:
-    """Decide whether ``identity`` may call the percent-decoded gateway ``path``.
+def is_public(path: str, policy: AccessPolicy) -> bool:
+    """True when the percent-decoded ``path`` needs no client certificate: ``/openapi.json``
+    or ``/<route>/<suffix>`` for a configured route and unauthenticated suffix (exact
+    matches only, so a path with dot segments is never public)."""
+    if path in PUBLIC_GATEWAY_PATHS:
+        return True
+    route, rest = split_route(path)
+    return route in policy.routes and rest in policy.unauthenticated_suffixes
 
-    ``identity`` is ``None`` when the client's (verified) certificate carries no Toolforge
-    identity, such as a cluster-admin certificate ``O=system:masters``. Returns a
-    :class:`Decision`: 400 for dot segments, 404 for an unknown route, 403 when refused.
+
+def authorize(
+    path: str, identity: Identity | None, policy: AccessPolicy, *, verified: bool
+) -> Decision:
+    """Decide whether a client may call the percent-decoded gateway ``path``.
+
+    ``verified`` says whether the client presented a certificate that the TLS layer verified;
+    ``identity`` is its Toolforge identity, ``None`` without a certificate or when the
+    certificate carries no Toolforge identity (such as a cluster-admin certificate
+    ``O=system:masters``). Returns a :class:`Decision`: 401 without a certificate (except on
+    the public paths, :func:`is_public`), 400 for dot segments, 404 for an unknown route, 403
+    when refused.
     """
+    if is_public(path, policy):
+        return ALLOWED
+    if not verified:
+        return Decision(401, "a client certificate is required (the tool's ~/.toolskube)")
     if has_dot_segment(path):
         return Decision(400, "the path must not contain '.' or '..' segments")
     if path in GATEWAY_PATHS:
@@ -108,8 +134,6 @@ def authorize(path: str, identity: Identity | None, policy: AccessPolicy) -> Dec
     route, rest = split_route(path)
     if route not in policy.routes:
         return Decision(404, f"no API is served under /{route}")
-    if rest in policy.unauthenticated_suffixes:
-        return ALLOWED
     if identity is None:
         return Decision(403, "the client certificate does not carry a Toolforge identity")
     if isinstance(identity, ToolIdentity):

@@ -8,8 +8,9 @@ Towards the backend (:func:`prepare_request_headers`):
   ``Transfer-Encoding``, ``Upgrade``), ``Host`` (the backend's host is set by the HTTP client)
   and ``Expect`` (``100-continue`` is answered by the gateway's server);
 - set: ``ssl-client-subject-dn`` (the verified subject DN, when there is one),
-  ``x-request-id``, ``x-forwarded-for`` (client address appended), ``x-forwarded-proto: https``
-  and ``x-forwarded-host`` (the client's ``Host``).
+  ``x-toolforge-tool`` (the tool's name, for a tool's certificate; REFERENCE.md, "The wire as
+  production serves it"), ``x-request-id``, ``x-forwarded-for`` (client address appended),
+  ``x-forwarded-proto: https`` and ``x-forwarded-host`` (the client's ``Host``).
 
 Towards the client (:func:`prepare_response_headers`): hop-by-hop headers dropped,
 ``x-request-id`` set, ``Location`` pointing into the backend rewritten to the gateway path.
@@ -29,6 +30,7 @@ __all__ = [
     "HOP_BY_HOP",
     "REQUEST_ID_HEADER",
     "REQUEST_ID_RE",
+    "TOOL_HEADER",
     "BadRequestHeadersError",
     "RequestHeaders",
     "ResponseHeaders",
@@ -42,6 +44,8 @@ __all__ = [
 Header = tuple[bytes, bytes]
 
 REQUEST_ID_HEADER = b"x-request-id"
+#: The verified tool's name, for backends that read the tool from a header (upstream's do).
+TOOL_HEADER = b"x-toolforge-tool"
 #: A client-sent X-Request-ID is kept only when it matches this; otherwise a new one is made.
 REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 #: Hop-by-hop headers (RFC 9110 section 7.6.1, plus the non-standard Keep-Alive and
@@ -110,11 +114,14 @@ def prepare_request_headers(
     *,
     client_host: str | None,
     subject_dn: str | None,
+    tool: str | None = None,
 ) -> RequestHeaders:
     """Clean the client's ``headers`` for the backend (see the module docstring).
 
     ``client_host`` is appended to ``X-Forwarded-For``; ``subject_dn`` (the verified
-    certificate's RFC 4514 subject, or ``None``) becomes ``ssl-client-subject-dn``. Raises
+    certificate's RFC 4514 subject, or ``None``) becomes ``ssl-client-subject-dn`` and ``tool``
+    (the verified tool's name, or ``None``) ``x-toolforge-tool``; client-sent values of both
+    are always dropped. Raises
     :class:`BadRequestHeadersError` for an invalid or contradictory ``Content-Length``.
     """
     forward: list[Header] = []
@@ -167,6 +174,8 @@ def prepare_request_headers(
         forward.append((b"x-forwarded-host", host))
     if subject_dn is not None:
         forward.append((_SUBJECT_DN, subject_dn.encode("utf-8")))
+    if tool is not None:
+        forward.append((TOOL_HEADER, tool.encode("ascii")))
     return RequestHeaders(forward, request_id, content_length, chunked)
 
 

@@ -1,8 +1,10 @@
-"""Serving the gateway with uvicorn: TLS 1.2+ with a required client certificate.
+"""Serving the gateway with uvicorn: TLS 1.2+ asking for a client certificate.
 
 The listening socket verifies client certificates against ``client_ca_files`` (the cluster CA
-for tools, extra CAs for services); a client without a certificate, with an expired one or one
-from another CA fails the TLS handshake. uvicorn runs the httptools protocol extended by
+for tools, extra CAs for services); a client with an expired certificate or one from another
+CA fails the TLS handshake. A client without a certificate gets through the handshake (the
+unauthenticated paths answer without one, REFERENCE.md) and the app answers 401 on every
+other path. uvicorn runs the httptools protocol extended by
 :class:`toolforge_auth.uvicorn.TLSHttpToolsProtocol`, which hands the verified certificate to
 the app, and uvloop when :meth:`uvicorn.Server.run` starts the loop.
 """
@@ -34,7 +36,7 @@ def build_config(
         certfile=settings.tls_cert_file,
         keyfile=settings.tls_key_file,
         client_ca_files=settings.client_ca_files,
-        client_cert="required",
+        client_cert="optional",
     )
     return uvicorn_config(
         app if app is not None else create_app(settings),

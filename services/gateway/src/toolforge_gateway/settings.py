@@ -26,9 +26,10 @@ __all__ = [
     "load_settings",
 ]
 
-#: Per-API paths reachable by any client holding a trusted certificate, no identity check
-#: (REFERENCE.md, "Identity and the gateway"): ``/<api>/openapi.json``, ``/<api>/v1/healthz``.
-DEFAULT_UNAUTHENTICATED_SUFFIXES = ("/openapi.json", "/v1/healthz")
+#: Per-API paths that any client may call, without a client certificate (REFERENCE.md,
+#: "Identity and the gateway"): ``/<api>/openapi.json``, ``/<api>/v1/healthz``,
+#: ``/<api>/v1/metrics``.
+DEFAULT_UNAUTHENTICATED_SUFFIXES = ("/openapi.json", "/v1/healthz", "/v1/metrics")
 
 # A route name is the first path segment: lower-case letters, digits and '-', so that it is also
 # a valid prefix for OpenAPI component names (OpenAPI 3.1 section 4.8.7: ^[a-zA-Z0-9.\-_]+$).
@@ -134,8 +135,8 @@ class GatewaySettings(FileSettings):
     #: Service name (CN ``service:<name>``) -> regexes; a service may call a gateway path only
     #: when one of them matches the whole (percent-decoded) path, e.g. ``/jobs/v1/tool/[^/]+/jobs``.
     service_identities: dict[str, list[re.Pattern[str]]] = Field(default_factory=dict)
-    #: Per-route path suffixes (after the route prefix) that need no identity; the client
-    #: still needs a trusted certificate to pass the TLS handshake.
+    #: Per-route path suffixes (after the route prefix) that need no client certificate (the
+    #: TLS layer asks for one but does not require it; every other path answers 401 without).
     unauthenticated_suffixes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_UNAUTHENTICATED_SUFFIXES)
     )

@@ -5,7 +5,9 @@ The gateway and the backends are started the same way, so the pieces live here:
 - :class:`FileSettings` and :func:`load_file_settings`: pydantic-settings with keyword
   overrides > environment > YAML file > defaults (no ``.env``, no secrets directory);
 - :func:`uvicorn_config`: uvicorn with :class:`~toolforge_auth.uvicorn.TLSHttpToolsProtocol`,
-  a given server :class:`ssl.SSLContext` and graceful shutdown;
+  a given server :class:`ssl.SSLContext`, graceful shutdown and
+  :class:`~toolforge_auth.uvicorn.ConnectionLimits` (head size, header and body time,
+  keep-alive time, concurrent connections);
 - :func:`run_main`: ``PROG [--config FILE] [--host HOST] [--port PORT]``, exit 2 for invalid
   settings or when the server cannot be built (missing certificate, ...).
 """
@@ -28,7 +30,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from toolforge_auth.uvicorn import TLSHttpToolsProtocol, ssl_context_factory
+from toolforge_auth.uvicorn import ConnectionLimits, TLSHttpToolsProtocol, ssl_context_factory
 
 __all__ = ["FileSettings", "load_file_settings", "run_main", "uvicorn_config"]
 
@@ -85,18 +87,25 @@ def uvicorn_config(
     context: ssl.SSLContext,
     graceful_shutdown_seconds: float,
     log_level: str,
+    limits: ConnectionLimits | None = None,
     **overrides: Any,
 ) -> uvicorn.Config:
     """uvicorn serving ``app`` over TLS with ``context`` and the ASGI TLS extension.
 
-    On SIGTERM/SIGINT uvicorn stops accepting, gives in-flight requests
-    ``graceful_shutdown_seconds``, then cancels them. ``overrides`` go to
-    :class:`uvicorn.Config` last.
+    Every connection is held to ``limits`` (default :class:`ConnectionLimits`: 64 KiB request
+    head, 10 s for the head, 60 s for the body, 5 s idle keep-alive, 1024 connections per
+    process; see :mod:`toolforge_auth.uvicorn`). On SIGTERM/SIGINT uvicorn stops accepting,
+    gives in-flight requests ``graceful_shutdown_seconds``, then cancels them. ``overrides`` go
+    to :class:`uvicorn.Config` last.
     """
+    limits = limits if limits is not None else ConnectionLimits()
     options: dict[str, Any] = {
         "host": host,
         "port": port,
-        "http": TLSHttpToolsProtocol,
+        "http": TLSHttpToolsProtocol.with_limits(limits),
+        "timeout_keep_alive": limits.keepalive_timeout,
+        # uvicorn answers 503 once connections >= limit_concurrency, the new one included.
+        "limit_concurrency": limits.max_connections + 1,
         "ws": "none",
         "lifespan": "on",
         "ssl_context_factory": ssl_context_factory(context),

@@ -1,21 +1,40 @@
-"""uvicorn HTTP protocols that give the ASGI app the connection's TLS facts.
+"""uvicorn HTTP protocols for the platform's servers: the ASGI TLS extension, and limits.
 
 uvicorn does not implement the ASGI TLS extension, so an app cannot see the verified client
 certificate. These protocol classes fill ``scope["extensions"]["tls"]`` (see
 :class:`toolforge_auth.tls.TLSExtension`) for every request on a TLS connection. Select one with
 ``uvicorn --http toolforge_auth.uvicorn:TLSHttpToolsProtocol`` or
-``uvicorn.Config(http=TLSHttpToolsProtocol)``.
+``uvicorn.Config(http=TLSHttpToolsProtocol)``; :func:`toolforge_auth.serving.uvicorn_config`
+does it for every service of the suite.
 
 The TLS facts are read once per connection, after the handshake (asyncio calls
 ``connection_made`` on the HTTP protocol only once the handshake is done).
+
+:class:`TLSHttpToolsProtocol` also enforces :class:`ConnectionLimits` (issue 14, finding 1:
+uvicorn's httptools protocol has no limit on the size of a request head and no time limit on
+receiving it, so a client could hold a connection open for ever):
+
+- a request head (request line and headers) larger than ``max_head_bytes`` is answered 431
+  and the connection closed, as soon as that many bytes arrived without the head ending;
+- a request head must arrive within ``header_timeout`` seconds of its first byte (or of the
+  connection's start), a request body within ``body_timeout`` seconds of the end of its head
+  (not counting time in which the server itself stopped reading); otherwise 408 (when no
+  response has started) and the connection is closed;
+- idle keep-alive connections are closed after ``keepalive_timeout`` seconds and each process
+  serves at most ``max_connections`` connections at once (uvicorn's ``timeout_keep_alive`` and
+  ``limit_concurrency``, set by :func:`toolforge_auth.serving.uvicorn_config`: above the limit
+  requests are answered 503 and their connection closed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -27,6 +46,7 @@ if TYPE_CHECKING:
     from uvicorn import Config
 
 __all__ = [
+    "ConnectionLimits",
     "TLSH11Protocol",
     "TLSHttpToolsProtocol",
     "ssl_context_factory",
@@ -92,12 +112,175 @@ class _TLSExtensionMixin:
         self.app = app
 
 
+def error_json(message: str) -> bytes:
+    """The default body of the protocol's own error answers: ``{"error": [message]}``, the
+    error shape of upstream's APIs (REFERENCE.md, "The wire as production serves it")."""
+    return json.dumps({"error": [message]}).encode()
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one client connection may take from a server (sizes in bytes, times in seconds).
+
+    The defaults follow nginx's where nginx has one (``client_header_timeout`` and
+    ``client_body_timeout`` 60 s there; shorter here, as the platform's requests are small),
+    and uvicorn's keep-alive timeout (5 s). ``error_body`` makes the body of the protocol's
+    own 408/431 answers (JSON).
+    """
+
+    #: Largest request head: request line plus headers, with their CRLFs. Larger: 431, close.
+    max_head_bytes: int = 64 * 1024
+    #: From a request's first byte (or the connection's start) to the end of its head.
+    header_timeout: float = 10.0
+    #: From the end of a request's head to the end of its body.
+    body_timeout: float = 60.0
+    #: Idle time between two requests on one connection.
+    keepalive_timeout: float = 5.0
+    #: Connections served at once by one process (uvicorn's ``limit_concurrency``).
+    max_connections: int = 1024
+    error_body: Callable[[str], bytes] = field(default=error_json, compare=False)
+
+
 class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus ``scope["extensions"]["tls"]``."""
+    """uvicorn's httptools protocol, plus ``scope["extensions"]["tls"]`` and
+    :class:`ConnectionLimits` (:attr:`limits`; :meth:`with_limits` makes a subclass with
+    others)."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+
+    @classmethod
+    def with_limits(cls, limits: ConnectionLimits) -> type[TLSHttpToolsProtocol]:
+        """A subclass enforcing ``limits`` (uvicorn builds its protocols from a class)."""
+        return type(cls.__name__, (cls,), {"limits": limits, "__module__": cls.__module__})
+
+    # Per connection: bytes of the current request head received so far, whether a head is
+    # being received (as opposed to a body), the pending timers and a refusal to answer.
+    _head_bytes: int = 0
+    _head_size: int = 0
+    _in_head: bool = True
+    _head_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
+    _refusal: tuple[int, str] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Also bounds a connection that never sends a request.
+        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_expired)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(
+                    self.limits.header_timeout, self._head_expired
+                )
+        super().data_received(data)
+        # Still no end of the head: refuse as soon as it is too large, without waiting for it.
+        if self._in_head and self._head_bytes > self.limits.max_head_bytes:
+            self._refuse(431, self._too_large())
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_size += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        if self._head_size > self.limits.max_head_bytes:
+            # Raised through httptools, which makes uvicorn call send_400_response().
+            self._refusal = (431, self._too_large())
+            raise _RefusedError
+        self._in_head = False
+        self._head_bytes = 0
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_expired)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            self._refuse(*refusal)
+        else:
+            self._refuse(400, msg)
+
+    def _too_large(self) -> str:
+        return f"the request line and headers are larger than {self.limits.max_head_bytes} bytes"
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if self._head_bytes:
+            self._refuse(
+                408, f"the request headers took longer than {self.limits.header_timeout} s"
+            )
+        elif not self.transport.is_closing():
+            self.transport.close()  # nothing of a request arrived: nothing to answer
+
+    def _body_expired(self) -> None:
+        self._body_timer = None
+        if self.flow.read_paused:
+            # The server stopped reading (the app is not consuming the body): not the client's
+            # fault, so its clock starts again.
+            self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_expired)
+            return
+        self._refuse(408, f"the request body took longer than {self.limits.body_timeout} s")
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` (when no response is under way on this connection) and close."""
+        self._cancel_timers()
+        self._in_head = False
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # The app is still at work on this connection: it must write nothing more.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+        body = self.limits.error_body(message)
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s"
+            % (status, HTTPStatus(status).phrase.encode(), len(body), body)
+        )
+        self.transport.close()
+
+
+class _RefusedError(Exception):
+    """Stops httptools' parsing of a request that :class:`TLSHttpToolsProtocol` refuses."""
 
 
 class TLSH11Protocol(_TLSExtensionMixin, H11Protocol):
-    """uvicorn's h11 protocol, plus ``scope["extensions"]["tls"]``."""
+    """uvicorn's h11 protocol, plus ``scope["extensions"]["tls"]`` (without
+    :class:`ConnectionLimits`' head size and time limits: serve with
+    :class:`TLSHttpToolsProtocol`)."""
 
 
 def ssl_context_factory(

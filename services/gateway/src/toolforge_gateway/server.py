@@ -17,7 +17,8 @@ import uvicorn
 
 from toolforge_auth.serving import uvicorn_config
 from toolforge_auth.tls import server_ssl_context
-from toolforge_gateway.app import Gateway, create_app
+from toolforge_auth.uvicorn import ConnectionLimits
+from toolforge_gateway.app import Gateway, create_app, error_body
 from toolforge_gateway.settings import GatewaySettings
 
 __all__ = ["build_config", "build_server"]
@@ -32,6 +33,7 @@ def build_config(
     Raises :class:`OSError`/:class:`ssl.SSLError` when the server certificate, key or a client
     CA file cannot be loaded.
     """
+    limits = settings.limits
     context = server_ssl_context(
         certfile=settings.tls_cert_file,
         keyfile=settings.tls_key_file,
@@ -45,6 +47,14 @@ def build_config(
         context=context,
         graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
         log_level=settings.log_level,
+        limits=ConnectionLimits(
+            max_head_bytes=limits.max_head_bytes,
+            header_timeout=limits.header_timeout,
+            body_timeout=limits.body_timeout,
+            keepalive_timeout=limits.keepalive_timeout,
+            max_connections=limits.max_connections,
+            error_body=error_body,
+        ),
         **{
             "loop": "uvloop",
             # The gateway writes its own JSON access log; backends send their own Date.

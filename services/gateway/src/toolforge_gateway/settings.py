@@ -79,8 +79,11 @@ class RouteSettings(BaseModel):
 
 
 class Limits(BaseModel):
-    """Request size limits, in bytes (the defaults are nginx's ``client_max_body_size`` and
-    ``large_client_header_buffers``)."""
+    """What one client may take: sizes in bytes (the defaults are nginx's
+    ``client_max_body_size`` and ``large_client_header_buffers``), times in seconds, and
+    connections. Enforced by the app (sizes) and by the HTTP protocol
+    (:class:`toolforge_auth.uvicorn.ConnectionLimits`: a request head that is far too large or
+    never ends, slow clients, idle connections)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,6 +93,24 @@ class Limits(BaseModel):
     max_header_bytes: int = Field(default=32 * 1024, ge=1)
     #: Longest request target (path plus ``?query``); longer gives 414.
     max_url_bytes: int = Field(default=8 * 1024, ge=1)
+    #: Time from a request's first byte (or the connection's start) to the end of its headers;
+    #: then 408 and the connection is closed.
+    header_timeout: float = Field(default=10.0, gt=0)
+    #: Time from the end of the headers to the end of the body (not counting time in which
+    #: the gateway itself does not read, waiting for the backend); then 408 and close.
+    body_timeout: float = Field(default=60.0, gt=0)
+    #: Idle time of a keep-alive connection between requests; then it is closed.
+    keepalive_timeout: float = Field(default=5.0, gt=0)
+    #: Client connections served at once (per worker process); above, requests get 503 and
+    #: their connection is closed.
+    max_connections: int = Field(default=1024, ge=1)
+
+    @property
+    def max_head_bytes(self) -> int:
+        """The protocol's bound on a request head: the headers, the request target and 1 KiB
+        for the rest of the request line and the CRLFs. Below it the app answers 431/414 with
+        its own message; above, the protocol answers 431 before the head is complete."""
+        return self.max_header_bytes + self.max_url_bytes + 1024
 
 
 def _default_routes() -> dict[str, RouteSettings]:

@@ -119,6 +119,8 @@ def our_gateway(directory: Path, pki: Path, backend: str) -> Iterator[tuple[str,
         "routes": {"jobs": {"url": backend.replace("127.0.0.1", "localhost")}},
         "log_level": "WARNING",
         "graceful_shutdown_seconds": 1,
+        # One worker per core, as nginx's "worker_processes auto".
+        "workers": len(os.sched_getaffinity(0)),
     }
     path = directory / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))

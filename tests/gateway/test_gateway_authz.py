@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import ssl
 
-import httpcore
 import pytest
 
 from toolforge_auth.identity import Identity, ServiceIdentity, ToolIdentity
+from toolforge_gateway import upstream
 from toolforge_gateway.authz import (
     AccessPolicy,
     authorize,
@@ -146,29 +145,19 @@ def test_has_encoded_slash(raw: bytes, expected: bool) -> None:
     assert has_encoded_slash(raw) is expected
 
 
-def connect_error(cause: BaseException) -> httpcore.ConnectError:
-    try:
-        try:
-            raise cause
-        except BaseException as exc:
-            raise httpcore.ConnectError("connect failed") from exc
-    except httpcore.ConnectError as error:
-        return error
-
-
 @pytest.mark.parametrize(
     ("exc", "status", "kind"),
     [
-        (connect_error(ConnectionRefusedError(111, "refused")), 503, "connect"),
-        (connect_error(ssl.SSLCertVerificationError("bad cert")), 502, "tls"),
-        (httpcore.PoolTimeout("pool"), 503, "pool_timeout"),
-        (httpcore.ConnectTimeout("slow"), 504, "connect_timeout"),
-        (httpcore.ReadTimeout("slow"), 504, "read_timeout"),
-        (httpcore.WriteTimeout("slow"), 504, "write_timeout"),
+        (upstream.ConnectError("refused"), 503, "connect"),
+        (upstream.TLSError("bad cert"), 502, "tls"),
+        (upstream.PoolTimeoutError("pool"), 503, "pool_timeout"),
+        (upstream.ConnectTimeoutError("slow"), 504, "connect_timeout"),
+        (upstream.ReadTimeoutError("slow"), 504, "read_timeout"),
+        (upstream.WriteTimeoutError("slow"), 504, "write_timeout"),
         (TimeoutError(), 504, "total_timeout"),
-        (httpcore.ReadError("reset"), 502, "read"),
-        (httpcore.WriteError("reset"), 502, "write"),
-        (httpcore.RemoteProtocolError("garbage"), 502, "protocol"),
+        (upstream.ReadError("reset"), 502, "read"),
+        (upstream.WriteError("reset"), 502, "write"),
+        (upstream.ProtocolError("garbage"), 502, "protocol"),
     ],
 )
 def test_classify_upstream_error(exc: BaseException, status: int, kind: str) -> None:

@@ -19,7 +19,7 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import uvicorn
 from pydantic import ValidationError
@@ -32,7 +32,7 @@ from pydantic_settings import (
 
 from toolforge_auth.uvicorn import ConnectionLimits, TLSHttpToolsProtocol, ssl_context_factory
 
-__all__ = ["FileSettings", "load_file_settings", "run_main", "uvicorn_config"]
+__all__ = ["FileSettings", "Runnable", "load_file_settings", "run_main", "uvicorn_config"]
 
 
 class FileSettings(BaseSettings):
@@ -59,6 +59,14 @@ class FileSettings(BaseSettings):
 
 
 S = TypeVar("S", bound=FileSettings)
+
+
+class Runnable(Protocol):
+    """What :func:`run_main` serves with: a :class:`uvicorn.Server`, or anything else whose
+    ``run()`` serves until stopped (e.g. a supervisor of several server processes)."""
+
+    def run(self) -> None:
+        """Serve until stopped."""
 
 
 def load_file_settings(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
@@ -126,7 +134,7 @@ def run_main(
     description: str,
     load_settings: Callable[..., S],
     configure_logging: Callable[[S], None],
-    build_server: Callable[[S], uvicorn.Server],
+    build_server: Callable[[S], Runnable],
 ) -> None:
     """``PROG [--config FILE] [--host HOST] [--port PORT]``: load the settings (flags over
     ``load_settings``'s sources), configure logging, build the server and serve until

@@ -25,12 +25,12 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-import httpcore
 import httpx
 from cryptography import x509
 from starlette.types import Receive, Scope, Send
@@ -65,7 +65,15 @@ from toolforge_gateway.logs import ACCESS_LOGGER
 from toolforge_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from toolforge_gateway.openapi import SpecAggregator
 from toolforge_gateway.settings import GatewaySettings, RouteSettings
-from toolforge_gateway.upstream import UpstreamPool, UpstreamResponse, classify_upstream_error
+from toolforge_gateway.upstream import (
+    ReadError,
+    Timeouts,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+    classify_upstream_error,
+)
+from toolforge_gateway.workers import MULTIPROC_ENV
 
 __all__ = ["Gateway", "create_app", "error_body"]
 
@@ -161,14 +169,11 @@ class _Backend:
     name: str
     prefix: bytes
     upstream: bytes
-    scheme: bytes
-    host: bytes
-    port: int
     host_header: bytes
     base_path: bytes
     pool: UpstreamPool
     client: httpx.AsyncClient
-    timeouts: dict[str, float | None]
+    timeouts: Timeouts
     total_timeout: float
 
     @classmethod
@@ -180,7 +185,6 @@ class _Backend:
             pool=route.connect_timeout,
         )
         url = httpx.URL(route.url)
-        port = url.port or 443
         # For the gateway's own requests (OpenAPI documents).
         client = httpx.AsyncClient(
             transport=httpx.AsyncHTTPTransport(
@@ -194,28 +198,32 @@ class _Backend:
             name=name,
             prefix=f"/{name}".encode("ascii"),
             upstream=route.url.encode("ascii"),
-            scheme=url.raw_scheme,
-            host=url.raw_host,
-            port=port,
             host_header=url.netloc,
             base_path=url.raw_path.rstrip(b"/"),
             pool=UpstreamPool(
                 context,
+                host=url.host,
+                port=url.port or 443,
                 max_connections=route.max_connections,
                 max_keepalive_connections=route.max_keepalive_connections,
                 keepalive_expiry=route.keepalive_expiry,
             ),
             client=client,
-            timeouts=timeout.as_dict(),
+            timeouts=Timeouts(
+                connect=route.connect_timeout,
+                read=route.read_timeout,
+                write=route.read_timeout,
+                pool=route.connect_timeout,
+            ),
             total_timeout=route.total_timeout,
         )
 
-    def url(self, raw_rest: bytes, query: bytes) -> httpcore.URL:
-        """The backend URL for the gateway path after the route prefix (raw bytes)."""
+    def target(self, raw_rest: bytes, query: bytes) -> bytes:
+        """The backend request target for the gateway path after the route prefix (raw)."""
         target = self.base_path + (raw_rest or b"/")
         if query:
             target += b"?" + query
-        return httpcore.URL(scheme=self.scheme, host=self.host, port=self.port, target=target)
+        return target
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -228,7 +236,9 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(
+            os.environ.get(MULTIPROC_ENV) if settings.workers > 1 else None
+        )
         self.policy = AccessPolicy(
             routes=frozenset(settings.routes),
             unauthenticated_suffixes=frozenset(settings.unauthenticated_suffixes),
@@ -264,7 +274,9 @@ class Gateway:
             version=__version__,
         )
         if self.settings.health_port is not None:
-            self._health = await start_health_server(self.settings.host, self.settings.health_port)
+            self._health = await start_health_server(
+                self.settings.host, self.settings.health_port, shared=self.settings.workers > 1
+            )
 
     async def shutdown(self) -> None:
         """Close the health listener and every backend connection pool."""
@@ -362,8 +374,8 @@ class Gateway:
                 await self._error(send, state, 503, "the gateway is not started")
                 return
             slash = raw_path.find(b"/", 1)
-            url = backend.url(raw_path[slash:] if slash != -1 else b"", query)
-            await self._proxy(backend, scope, receive, send, url, prepared, state)
+            target = backend.target(raw_path[slash:] if slash != -1 else b"", query)
+            await self._proxy(backend, scope, receive, send, target, prepared, state)
         finally:
             duration = time.perf_counter() - started
             self.metrics.observe(route_label, state.status, duration)
@@ -471,7 +483,7 @@ class Gateway:
         scope: Scope,
         receive: Receive,
         send: Send,
-        url: httpcore.URL,
+        target: bytes,
         prepared: RequestHeaders,
         state: _Outcome,
     ) -> None:
@@ -495,9 +507,8 @@ class Gateway:
                 )
                 return
             if message.get("more_body", False):
+                # Sent chunked by the pool when there is no Content-Length.
                 content = _stream_body(first, receive, limit, length)
-                if length is None:
-                    headers.append((b"transfer-encoding", b"chunked"))
             else:
                 content = first
                 if length is None:  # chunked, but it all came at once
@@ -505,7 +516,7 @@ class Gateway:
         try:
             async with asyncio.timeout(backend.total_timeout):
                 response = await backend.pool.request(
-                    scope["method"].encode("ascii"), url, headers, content, backend.timeouts
+                    scope["method"].encode("ascii"), target, headers, content, backend.timeouts
                 )
         except BodyTooLargeError as exc:
             await self._refuse_body(receive, send, state, unread=None if exc.more_body else 0)
@@ -513,12 +524,7 @@ class Gateway:
         except ClientGoneError:
             state.status = CLIENT_CLOSED
             return
-        except (
-            httpcore.TimeoutException,
-            httpcore.NetworkError,
-            httpcore.ProtocolError,
-            TimeoutError,
-        ) as exc:
+        except (UpstreamError, TimeoutError) as exc:
             failure = classify_upstream_error(exc, backend.name)
             state.upstream_error = failure.kind
             log.warning(
@@ -587,7 +593,7 @@ class Gateway:
                     await asyncio.gather(pump, watch, return_exceptions=True)
                 if not pump.cancelled():
                     pump.result()
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        except UpstreamError as exc:
             # Headers are out: all that is left is to end the connection without completing
             # the response, so the client sees it truncated.
             failure = classify_upstream_error(exc, backend.name)
@@ -621,8 +627,8 @@ async def _copy_bounded(stream: AsyncIterable[bytes], send: Send, length: int) -
             remaining -= len(chunk)
             complete = remaining <= 0
             await send({"type": "http.response.body", "body": chunk, "more_body": not complete})
-    if remaining > 0:  # the backend closed early; httpcore normally raises before this
-        raise httpcore.RemoteProtocolError("the response body is shorter than its Content-Length")
+    if remaining > 0:  # the backend closed early; the pool normally raises before this
+        raise ReadError("the response body is shorter than its Content-Length")
     if not complete:
         await send({"type": "http.response.body", "body": b""})
 

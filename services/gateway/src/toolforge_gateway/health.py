@@ -72,9 +72,10 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             await writer.wait_closed()
 
 
-async def start_health_server(host: str, port: int) -> asyncio.Server:
+async def start_health_server(host: str, port: int, *, shared: bool = False) -> asyncio.Server:
     """Listen on ``host:port`` (plain TCP) for health probes; returns the started server.
 
-    Raises :class:`OSError` when the address cannot be bound.
+    ``shared``: every worker process binds the port (``SO_REUSEPORT``). Raises
+    :class:`OSError` when the address cannot be bound.
     """
-    return await asyncio.start_server(_handle, host, port)
+    return await asyncio.start_server(_handle, host, port, reuse_port=shared or None)

@@ -12,20 +12,30 @@ gateway trusts (any subject; no identity check), so there is no second, plain-te
 
 ``route`` is a configured route name, ``gateway`` for the gateway's own paths, or ``unknown``
 for paths that name no route (so clients cannot create new label values).
+
+With several worker processes (``workers.py``) each one writes its values to files in a shared
+directory (prometheus_client's multiprocess mode) and ``/metrics`` sums them over all workers.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics"]
 
 
 class GatewayMetrics:
-    """The gateway's metrics in their own :class:`CollectorRegistry`."""
+    """The gateway's metrics in their own :class:`CollectorRegistry`.
 
-    def __init__(self) -> None:
+    ``multiprocess_dir``: the directory shared by all worker processes (then the process must
+    have switched prometheus_client to its multiprocess values before, as
+    :class:`toolforge_gateway.workers.Supervisor` does), or ``None`` for a single process.
+    """
+
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
             "toolforge_gateway_requests",
@@ -67,5 +77,10 @@ class GatewayMetrics:
         self._upstream_errors.labels(route, kind).inc()
 
     def exposition(self) -> bytes:
-        """The registry in the Prometheus text format (``CONTENT_TYPE_LATEST``)."""
-        return generate_latest(self.registry)
+        """The metrics in the Prometheus text format (``CONTENT_TYPE_LATEST``), summed over
+        all workers in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

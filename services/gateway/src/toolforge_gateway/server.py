@@ -11,6 +11,7 @@ the app, and uvloop when :meth:`uvicorn.Server.run` starts the loop.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import uvicorn
@@ -20,8 +21,18 @@ from toolforge_auth.tls import server_ssl_context
 from toolforge_auth.uvicorn import ConnectionLimits
 from toolforge_gateway.app import Gateway, create_app, error_body
 from toolforge_gateway.settings import GatewaySettings
+from toolforge_gateway.workers import Supervisor
 
 __all__ = ["build_config", "build_server"]
+
+
+def _server_context(settings: GatewaySettings) -> ssl.SSLContext:
+    return server_ssl_context(
+        certfile=settings.tls_cert_file,
+        keyfile=settings.tls_key_file,
+        client_ca_files=settings.client_ca_files,
+        client_cert="optional",
+    )
 
 
 def build_config(
@@ -34,12 +45,7 @@ def build_config(
     CA file cannot be loaded.
     """
     limits = settings.limits
-    context = server_ssl_context(
-        certfile=settings.tls_cert_file,
-        keyfile=settings.tls_key_file,
-        client_ca_files=settings.client_ca_files,
-        client_cert="optional",
-    )
+    context = _server_context(settings)
     return uvicorn_config(
         app if app is not None else create_app(settings),
         host=settings.host,
@@ -66,6 +72,18 @@ def build_config(
     )
 
 
-def build_server(settings: GatewaySettings, **overrides: Any) -> uvicorn.Server:
-    """A :class:`uvicorn.Server` for ``settings``; see :func:`build_config`."""
-    return uvicorn.Server(build_config(settings, **overrides))
+def build_server(settings: GatewaySettings, **overrides: Any) -> uvicorn.Server | Supervisor:
+    """A :class:`uvicorn.Server` for ``settings`` (see :func:`build_config`), or with
+    ``workers > 1`` a :class:`~toolforge_gateway.workers.Supervisor` of that many (each
+    worker builds its own server after the fork). Both serve with ``run()``.
+
+    Raises :class:`OSError`/:class:`ssl.SSLError` when a certificate, key or CA file cannot be
+    loaded, or (workers) the address cannot be bound.
+    """
+    if settings.workers == 1:
+        return uvicorn.Server(build_config(settings, **overrides))
+    # Load the certificates once here, so that a broken set-up fails before any fork.
+    _server_context(settings)
+    return Supervisor(
+        settings, lambda worker_settings: uvicorn.Server(build_config(worker_settings, **overrides))
+    )

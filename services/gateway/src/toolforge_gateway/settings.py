@@ -61,7 +61,7 @@ class RouteSettings(BaseModel):
     #: Most connections open to this backend at once (more requests wait, up to
     #: ``connect_timeout``, then 503), and most kept open while idle.
     max_connections: int = Field(default=256, ge=1)
-    max_keepalive_connections: int = Field(default=128, ge=0)
+    max_keepalive_connections: int = Field(default=256, ge=0)
     #: Seconds an idle pooled connection is kept for reuse. Keep it below the backend's own
     #: keep-alive timeout (uvicorn's default is 5 s), or a request may race the backend closing
     #: the connection and fail with 502.
@@ -134,6 +134,9 @@ class GatewaySettings(FileSettings):
     host: str = "0.0.0.0"  # noqa: S104 - a gateway listens on all interfaces by design
     #: Production port (a NodePort behind HAProxy; REFERENCE.md).
     port: int = Field(default=30003, ge=0, le=65535)
+    #: Gateway processes serving the port (``workers.py``): nginx's ``worker_processes``; one
+    #: per CPU core the gateway may use is the usual choice.
+    workers: int = Field(default=1, ge=1, le=64)
     #: Plain-HTTP port that answers only ``GET /healthz``, for kubelet probes (which present no
     #: client certificate); ``None`` (the default) opens no such port. See ``health.py``.
     health_port: int | None = Field(default=None, ge=0, le=65535)

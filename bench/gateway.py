@@ -2,20 +2,26 @@
 
 Reproduce (after ``make deps`` and ``uv run toolforge-dev build --bench`` for vegeta)::
 
-    uv run python bench/gateway.py --duration 10 --concurrency 1 32 256
+    uv run python bench/gateway.py --duration 8 --concurrency 1 32 256 --repeat 3
 
-Both gateways run as host processes on loopback, in the configuration the issue gives:
-TLS with a required client certificate from the cluster CA, the verified subject DN forwarded
-in ``ssl-client-subject-dn``, mTLS to the backend with the backend-CA client certificate. The
-backend is nginx answering ``200 {"ok":true}`` over mTLS, so that the backend costs little and
-the gateways' own cost shows. vegeta is the load generator; it presents a tool's client
-certificate (``CN=bench,O=toolforge``) and requests ``/jobs/v1/tool/bench/ping``, which passes
-our gateway's authorisation check.
+Both gateways run at the same time as host processes on loopback, in the configuration the
+issue gives: TLS with a client certificate from the cluster CA, the verified subject DN
+forwarded in ``ssl-client-subject-dn``, mTLS to the backend with the backend-CA client
+certificate, one worker process per core (nginx ``worker_processes auto``, ours ``workers:
+<cores>``). The backend is nginx answering ``200 {"ok":true}`` over mTLS, so that the backend
+costs little and the gateways' own cost shows. vegeta is the load generator; it presents a
+tool's client certificate (``CN=bench,O=toolforge``) and requests ``/jobs/v1/tool/bench/ping``,
+which passes our gateway's authorisation check.
 
 Each case runs ``vegeta attack -rate=0`` (as fast as the workers go) with N workers, once
-with keep-alive and once with a new connection (a full TLS handshake) per request. Reported:
-requests per second, p50 and p99 latency, errors, and the gateway's peak RSS (sampled from
-``/proc`` every 100 ms). Everything shares the machine's cores, load generator included.
+with keep-alive and once with a new connection (a full TLS handshake) per request. The two
+gateways take turns case by case, ``--repeat`` times with the order swapped each time, and
+the median of the repeats is reported, so that other work on the machine weighs on both
+alike. Reported: requests per second, p50 and p99 latency, success, the gateway's CPU time
+per request (all its processes, user + system, from ``/proc``), and its peak memory sampled
+every 100 ms over all its processes: RSS summed (shared pages counted once per process) and
+PSS summed (shared pages split between the processes that share them: the memory the group
+really uses). Everything shares the machine's cores, load generator included.
 """
 
 from __future__ import annotations
@@ -52,7 +58,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     success: float
+    cpu_us: float
     peak_rss_mib: float
+    peak_pss_mib: float
 
 
 def backend_config(directory: Path, pki: Path, port: int) -> str:
@@ -152,14 +160,27 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def _rss_kib(pids: list[int]) -> int:
-    total = 0
+def _memory_kib(pids: list[int]) -> tuple[int, int]:
+    """(RSS, PSS) in KiB, summed over ``pids``."""
+    rss = pss = 0
     for pid in pids:
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return rss, pss
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (live processes only)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -178,9 +199,10 @@ def attack(
     concurrency: int,
     keepalive: bool,
     duration: float,
-    rss_pid: int,
-) -> tuple[dict[str, object], float]:
-    """Run one vegeta attack; returns (vegeta's JSON report, peak RSS in MiB)."""
+    pid: int,
+) -> tuple[dict[str, object], float, float, float]:
+    """Run one vegeta attack against the gateway whose main process is ``pid``; returns
+    (vegeta's JSON report, CPU seconds of the gateway's processes, peak RSS and PSS in MiB)."""
     target = f"GET {url}{PATH}\n"
     attack_cmd = [
         str(vegeta),
@@ -196,18 +218,22 @@ def attack(
         f"-root-certs={pki / 'cluster-ca.crt'}",
         "-timeout=30s",
     ]
-    peak = 0
+    peak_rss = peak_pss = 0
     done = threading.Event()
+    pids = _children(pid)
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak_rss, peak_pss
         while not done.is_set():
-            peak = max(peak, _rss_kib(_children(rss_pid)))
+            rss, pss = _memory_kib(_children(pid))
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    cpu_before = _cpu_seconds(pids)
     attack_proc = subprocess.run(attack_cmd, input=target.encode(), capture_output=True, check=True)
+    cpu = _cpu_seconds(pids) - cpu_before
     done.set()
     sampler.join()
     report = subprocess.run(
@@ -216,18 +242,19 @@ def attack(
         capture_output=True,
         check=True,
     )
-    return json.loads(report.stdout), peak / 1024
+    return json.loads(report.stdout), cpu, peak_rss / 1024, peak_pss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds per case")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 256])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per case (median shown)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--profile",
         type=Path,
-        help="record our gateway with py-spy during the keep-alive run at the middle "
+        help="record our gateway's workers with py-spy during the keep-alive run at the middle "
         "concurrency; writes collapsed stacks here and prints where the samples fall",
     )
     args = parser.parse_args()
@@ -248,69 +275,132 @@ def main() -> None:
         with nginx_backend(root / "backend", pki_dir) as backend:
             (root / "ours").mkdir()
             seed = SeedGateway(root / "seed", pki_dir, free_port(), {"jobs": backend})
-            subjects = {
-                "toolforge-gateway": our_gateway(root / "ours", pki_dir, backend),
-                "nginx": _seed(seed),
-            }
-            for name, server in subjects.items():
-                with server as (url, pid):
-                    for keepalive in (True, False):
-                        for concurrency in args.concurrency:
-                            profiler = None
-                            middle = args.concurrency[len(args.concurrency) // 2]
-                            if (
-                                args.profile
-                                and name == "toolforge-gateway"
-                                and keepalive
-                                and concurrency == middle
-                            ):
-                                profiler = _start_profiler(pid, args.profile, args.duration)
-                            report, rss = attack(
-                                vegeta_bin,
-                                url,
-                                pki_dir,
-                                concurrency=concurrency,
-                                keepalive=keepalive,
-                                duration=args.duration,
-                                rss_pid=pid,
-                            )
-                            latencies: dict[str, float] = report["latencies"]  # type: ignore[assignment]
-                            result = Result(
-                                gateway=name,
-                                concurrency=concurrency,
-                                keepalive=keepalive,
-                                rps=float(report["throughput"]),  # type: ignore[arg-type]
-                                p50_ms=latencies["50th"] / 1e6,
-                                p99_ms=latencies["99th"] / 1e6,
-                                success=float(report["success"]),  # type: ignore[arg-type]
-                                peak_rss_mib=rss,
-                            )
+            with (
+                our_gateway(root / "ours", pki_dir, backend) as ours,
+                _seed(seed) as nginx,
+            ):
+                gateways = {"toolforge-gateway": ours, "nginx": nginx}
+                middle = args.concurrency[len(args.concurrency) // 2]
+                for keepalive in (True, False):
+                    for concurrency in args.concurrency:
+                        runs: dict[str, list[Result]] = {name: [] for name in gateways}
+                        for repeat in range(args.repeat):
+                            order = list(gateways) if repeat % 2 == 0 else list(gateways)[::-1]
+                            for name in order:
+                                url, pid = gateways[name]
+                                profile = (
+                                    args.profile
+                                    if name == "toolforge-gateway"
+                                    and keepalive
+                                    and concurrency == middle
+                                    and repeat == 0
+                                    else None
+                                )
+                                runs[name].append(
+                                    _case(
+                                        vegeta_bin,
+                                        pki_dir,
+                                        name,
+                                        url,
+                                        pid,
+                                        concurrency,
+                                        keepalive,
+                                        args.duration,
+                                        profile,
+                                    )
+                                )
+                        for name in gateways:
+                            result = _median(runs[name])
                             results.append(result)
                             print(_row(result), flush=True)
-                            if profiler is not None:
-                                profiler.wait()
-                                print(_profile_summary(args.profile), flush=True)
     print()
     print(_table(results))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
 
 
-def _start_profiler(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
-    """py-spy (``pip install py-spy``) sampling ``pid`` for the length of one case."""
-    seconds = str(max(1, int(duration) - 1))
-    return subprocess.Popen(
-        [
-            *("py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking"),
-            *("--duration", seconds, "--pid", str(pid), "--output", str(out)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def _case(
+    vegeta_bin: Path,
+    pki_dir: Path,
+    name: str,
+    url: str,
+    pid: int,
+    concurrency: int,
+    keepalive: bool,
+    duration: float,
+    profile: Path | None,
+) -> Result:
+    profiler = None
+    if profile is not None:
+        workers = [p for p in _children(pid) if p != pid] or [pid]
+        profiler = _start_profiler(workers, profile, duration)
+    report, cpu, rss, pss = attack(
+        vegeta_bin,
+        url,
+        pki_dir,
+        concurrency=concurrency,
+        keepalive=keepalive,
+        duration=duration,
+        pid=pid,
+    )
+    if profiler is not None and profile is not None:
+        for process in profiler:
+            process.wait()
+        print(_profile_summary(profile), flush=True)
+    latencies: dict[str, float] = report["latencies"]  # type: ignore[assignment]
+    requests = max(int(report["requests"]), 1)  # type: ignore[call-overload]
+    return Result(
+        gateway=name,
+        concurrency=concurrency,
+        keepalive=keepalive,
+        rps=float(report["throughput"]),  # type: ignore[arg-type]
+        p50_ms=latencies["50th"] / 1e6,
+        p99_ms=latencies["99th"] / 1e6,
+        success=float(report["success"]),  # type: ignore[arg-type]
+        cpu_us=cpu / requests * 1e6,
+        peak_rss_mib=rss,
+        peak_pss_mib=pss,
     )
 
 
+def _median(runs: list[Result]) -> Result:
+    """The run with the median throughput (its other figures kept with it); memory is the
+    peak over all runs."""
+    ordered = sorted(runs, key=lambda r: r.rps)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    return Result(
+        **{
+            **chosen.__dict__,
+            "peak_rss_mib": max(r.peak_rss_mib for r in runs),
+            "peak_pss_mib": max(r.peak_pss_mib for r in runs),
+        }
+    )
+
+
+def _start_profiler(pids: list[int], out: Path, duration: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy (``pip install py-spy``) sampling each of ``pids`` for the length of one case;
+    the collapsed stacks of all go to ``out`` (one file per process, then concatenated)."""
+    seconds = str(max(1, int(duration) - 1))
+    return [
+        subprocess.Popen(
+            [
+                *("py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking"),
+                *("--duration", seconds, "--pid", str(pid), "--output", f"{out}.{pid}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+
+
 def _profile_summary(collapsed: Path, top: int = 12) -> str:
-    """Share of samples by the package of the innermost frame ("self" time)."""
+    """Share of samples by the package of the innermost frame ("self" time). Joins the
+    per-process files of :func:`_start_profiler` into ``collapsed`` first."""
+    pieces = sorted(collapsed.parent.glob(f"{collapsed.name}.*"))
+    collapsed.write_text("".join(piece.read_text() for piece in pieces))
+    for piece in pieces:
+        piece.unlink()
     by_package: dict[str, int] = {}
     total = 0
     for line in collapsed.read_text().splitlines():
@@ -339,16 +429,34 @@ def _row(r: Result) -> str:
     mode = "keep-alive" if r.keepalive else "handshake/request"
     return (
         f"| {r.gateway} | {mode} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
-        f"{r.p99_ms:.2f} | {r.success * 100:.1f} % | {r.peak_rss_mib:.0f} |"
+        f"{r.p99_ms:.2f} | {r.success * 100:.1f} % | {r.cpu_us:.0f} | {r.peak_rss_mib:.0f} | "
+        f"{r.peak_pss_mib:.0f} |"
     )
 
 
 def _table(results: list[Result]) -> str:
     head = (
         "| gateway | connections | concurrency | requests/s | p50 ms | p99 ms | success "
-        "| peak RSS MiB |\n|---|---|---|---|---|---|---|---|"
+        "| CPU µs/request | peak RSS MiB | peak PSS MiB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
-    return "\n".join([head, *(_row(r) for r in results)])
+    rows = [head, *(_row(r) for r in results)]
+    ours = {(r.keepalive, r.concurrency): r for r in results if r.gateway != "nginx"}
+    theirs = {(r.keepalive, r.concurrency): r for r in results if r.gateway == "nginx"}
+    rows += [
+        "",
+        "| connections | concurrency | requests/s ours/nginx | p99 ours/nginx |",
+        "|---|---|---|---|",
+    ]
+    for key, mine in ours.items():
+        other = theirs.get(key)
+        if other is not None and other.rps and other.p99_ms:
+            mode = "keep-alive" if key[0] else "handshake/request"
+            rows.append(
+                f"| {mode} | {key[1]} | {mine.rps / other.rps * 100:.0f} % "
+                f"| {mine.p99_ms / other.p99_ms:.1f}x |"
+            )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

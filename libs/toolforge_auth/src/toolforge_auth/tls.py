@@ -55,13 +55,17 @@ def server_ssl_context(
     keyfile: Path,
     client_ca_files: Sequence[Path],
     client_cert: ClientCertMode,
+    session_tickets: bool = True,
 ) -> ssl.SSLContext:
     """A TLS 1.2+ server context that verifies client certificates against ``client_ca_files``.
 
-    ``client_cert="required"`` refuses the handshake without a valid client certificate (the
-    gateway); ``"optional"`` lets certificate-less clients in (the backends, whose health
-    probes come without one) but still refuses a certificate that does not verify. Raises
-    :class:`OSError`/:class:`ssl.SSLError` when a file is missing or unreadable, and
+    ``client_cert="required"`` refuses the handshake without a valid client certificate;
+    ``"optional"`` lets certificate-less clients in (the gateway's public paths, the backends'
+    health probes) but still refuses a certificate that does not verify.
+    ``session_tickets=False`` issues no TLS session tickets: OpenSSL 3.0 spends about 0.25 ms
+    of the server's 0.8 ms handshake on the two tickets it sends by default, which only pays
+    for clients that resume sessions (not the toolforge CLIs, a new process per command).
+    Raises :class:`OSError`/:class:`ssl.SSLError` when a file is missing or unreadable, and
     :class:`ValueError` when no CA is given.
     """
     if not client_ca_files:
@@ -72,6 +76,9 @@ def server_ssl_context(
     for ca_file in client_ca_files:
         context.load_verify_locations(cafile=ca_file)
     context.verify_mode = _CERT_REQS[client_cert]
+    if not session_tickets:
+        context.num_tickets = 0  # TLS 1.3
+        context.options |= ssl.OP_NO_TICKET  # TLS 1.2
     return context
 
 

@@ -42,7 +42,7 @@ from toolforge_auth.identity import (
     identity_from_certificate,
     subject_dn,
 )
-from toolforge_auth.tls import client_ssl_context, peer_certificate
+from toolforge_auth.tls import client_ssl_context, tls_extension
 from toolforge_gateway import __version__
 from toolforge_gateway.authz import (
     GATEWAY_PATHS,
@@ -108,9 +108,11 @@ class ClientGoneError(Exception):
 
 
 @functools.lru_cache(maxsize=1024)
-def _identify(cert: x509.Certificate) -> tuple[Identity | None, str]:
-    """The Toolforge identity of a verified ``cert`` (``None`` if it has none) and its RFC 4514
-    subject DN. Cached: keep-alive clients send many requests with one certificate."""
+def _identify(pem: str) -> tuple[Identity | None, str]:
+    """The Toolforge identity of a verified certificate (PEM; ``None`` if it has none) and its
+    RFC 4514 subject DN. Cached by the PEM text, which is one string object per connection
+    (its hash is computed once): keep-alive clients send many requests on one connection."""
+    cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
     try:
         identity: Identity | None = identity_from_certificate(cert)
     except InvalidSubjectDN:
@@ -319,8 +321,10 @@ class Gateway:
         raw_path: bytes = scope.get("raw_path") or path.encode("utf-8")
         query: bytes = scope["query_string"]
         client = scope.get("client")
-        cert = peer_certificate(scope)
-        identity, dn = _identify(cert) if cert is not None else (None, None)
+        tls = tls_extension(scope)
+        chain = tls["client_cert_chain"] if tls is not None else None
+        verified = bool(chain)
+        identity, dn = _identify(chain[0]) if chain else (None, None)
         route = split_route(path)[0]
         if path in GATEWAY_PATHS:
             route_label = _GATEWAY_ROUTE
@@ -362,7 +366,7 @@ class Gateway:
                     send, state, 400, "the URL must be ASCII and its path must not contain %2F"
                 )
                 return
-            decision = authorize(path, identity, self.policy, verified=cert is not None)
+            decision = authorize(path, identity, self.policy, verified=verified)
             if not decision.allowed:
                 await self._error(send, state, decision.status, decision.reason)
                 return
@@ -514,10 +518,14 @@ class Gateway:
                 if length is None:  # chunked, but it all came at once
                     headers.append((b"content-length", str(len(first)).encode("ascii")))
         try:
-            async with asyncio.timeout(backend.total_timeout):
-                response = await backend.pool.request(
-                    scope["method"].encode("ascii"), target, headers, content, backend.timeouts
-                )
+            response = await backend.pool.request(
+                scope["method"].encode("ascii"),
+                target,
+                headers,
+                content,
+                backend.timeouts,
+                backend.total_timeout,
+            )
         except BodyTooLargeError as exc:
             await self._refuse_body(receive, send, state, unread=None if exc.more_body else 0)
             return

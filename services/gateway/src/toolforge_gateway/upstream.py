@@ -22,6 +22,7 @@ OpenAPI documents) still use httpx.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
@@ -32,6 +33,7 @@ import httptools
 
 __all__ = [
     "HIGH_WATER",
+    "SWEEP_INTERVAL",
     "ConnectError",
     "ConnectTimeoutError",
     "PoolTimeoutError",
@@ -40,6 +42,7 @@ __all__ = [
     "ReadTimeoutError",
     "TLSError",
     "Timeouts",
+    "TotalTimeoutError",
     "UpstreamError",
     "UpstreamFailure",
     "UpstreamPool",
@@ -51,6 +54,10 @@ __all__ = [
 
 #: Unread response bytes above which the gateway stops reading from the backend.
 HIGH_WATER = 256 * 1024
+#: Seconds between two checks of the read and total timeouts of the requests waiting for a
+#: backend (one periodic check per pool instead of a timer per request): a timeout is noticed
+#: up to this much late.
+SWEEP_INTERVAL = 0.1
 _LOW_WATER = HIGH_WATER // 4
 
 
@@ -88,6 +95,12 @@ class ReadTimeoutError(UpstreamError):
     """The backend sent nothing for longer than the ``read`` timeout."""
 
     kind = "read_timeout"
+
+
+class TotalTimeoutError(UpstreamError, TimeoutError):
+    """The response headers did not arrive within the route's total timeout."""
+
+    kind = "total_timeout"
 
 
 class WriteTimeoutError(UpstreamError):
@@ -188,6 +201,8 @@ class _Connection(asyncio.Protocol):
         self.error: UpstreamError | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.activity = 0.0
+        self.read_timeout: float | None = None
+        self.deadline: float | None = None
         self.write_paused = False
         self.read_paused = False
         self.drained: asyncio.Future[None] | None = None
@@ -313,43 +328,51 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self, timeout: float | None) -> None:
         """Wait until something happens (data, the end, an error); raises
-        :class:`ReadTimeoutError` after ``timeout`` seconds without any data from the backend."""
+        :class:`ReadTimeoutError` after ``timeout`` seconds without any data from the
+        backend (checked by the pool's sweep)."""
         waiter = self.waiter = self.loop.create_future()
         self.activity = max(self.activity, self.loop.time())
-        timer = None
-        if timeout is not None:
-            timer = self.loop.call_later(timeout, self._check_silence, waiter, timeout)
+        self.read_timeout = timeout
+        self.pool._watch(self)
         try:
             await waiter
         finally:
-            if timer is not None:
-                timer.cancel()
             self.waiter = None
+            self.pool._unwatch(self)
 
-    def _check_silence(self, waiter: asyncio.Future[Any], timeout: float) -> None:
-        if waiter.done():
-            return
-        silent = self.loop.time() - self.activity
-        if silent >= timeout:
-            waiter.set_exception(ReadTimeoutError(f"no data from the backend for {timeout} s"))
-        else:  # data came meanwhile: wait for the rest of the silence
-            self.loop.call_later(timeout - silent, self._check_silence, waiter, timeout)
-
-    async def wait_head(self, timeout: float | None) -> tuple[int, list[tuple[bytes, bytes]]]:
+    async def wait_head(
+        self, timeout: float | None, deadline: float | None
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """The response status and headers; raises :class:`ReadTimeoutError` after
+        ``timeout`` seconds of silence, :class:`TotalTimeoutError` at ``deadline`` (loop time)."""
         head = self.head
         if head is None:
             raise RuntimeError("no request was sent")
         if not head.done():
             self.activity = max(self.activity, self.loop.time())
-            timer = None
-            if timeout is not None:
-                timer = self.loop.call_later(timeout, self._check_silence, head, timeout)
+            self.read_timeout = timeout
+            self.deadline = deadline
+            self.pool._watch(self)
             try:
                 await head
             finally:
-                if timer is not None:
-                    timer.cancel()
+                self.deadline = None
+                self.pool._unwatch(self)
         return head.result()
+
+    def check_timeouts(self, now: float) -> None:
+        """Fail the wait under way if its read or total timeout has passed at ``now``."""
+        target: asyncio.Future[Any] | None = self.waiter
+        if target is None or target.done():
+            target = self.head
+        if target is None or target.done():
+            return
+        if self.deadline is not None and now >= self.deadline:
+            target.set_exception(TotalTimeoutError("no response headers in time"))
+        elif self.read_timeout is not None and now - self.activity >= self.read_timeout:
+            target.set_exception(
+                ReadTimeoutError(f"no data from the backend for {self.read_timeout} s")
+            )
 
     async def drain(self, timeout: float | None) -> None:
         """Wait until the transport takes more (raises :class:`WriteTimeoutError`/`WriteError`)."""
@@ -362,6 +385,8 @@ class _Connection(asyncio.Protocol):
             async with asyncio.timeout(timeout):
                 await self.drained
         except TimeoutError as exc:
+            if isinstance(exc, TotalTimeoutError):
+                raise
             raise WriteTimeoutError(f"the backend took nothing for {timeout} s") from exc
         finally:
             self.drained = None
@@ -403,6 +428,8 @@ class UpstreamPool:
         self._open = 0
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self._closed = False
+        self._waiting: set[_Connection] = set()
+        self._sweep_handle: asyncio.TimerHandle | None = None
 
     async def request(
         self,
@@ -411,13 +438,16 @@ class UpstreamPool:
         headers: list[tuple[bytes, bytes]],
         content: bytes | AsyncIterable[bytes],
         timeouts: Timeouts,
+        total_timeout: float | None = None,
     ) -> UpstreamResponse:
         """Send a request (``target``: path and query, raw; ``headers`` include ``Host`` and,
         for a body of known length, ``Content-Length``; a streamed ``content`` without one is
-        sent chunked); returns once the response headers are in. The caller must
+        sent chunked); returns once the response headers are in, which must happen within
+        ``total_timeout`` seconds (:class:`TotalTimeoutError`). The caller must
         :meth:`UpstreamResponse.aclose` the response. Raises :class:`UpstreamError`, and
         whatever iterating ``content`` raises."""
-        conn = await self._acquire(timeouts)
+        deadline = None if total_timeout is None else self.loop.time() + total_timeout
+        conn = await self._acquire(timeouts, deadline)
         head_future = conn.start(method)
         parts = [method, b" ", target, b" HTTP/1.1\r\n"]
         for name, value in headers:
@@ -427,10 +457,12 @@ class UpstreamPool:
                 parts += (b"\r\n", content)
                 conn.write(b"".join(parts))
                 if conn.write_paused:
-                    await conn.drain(timeouts.write)
+                    async with _until(deadline):
+                        await conn.drain(timeouts.write)
             else:
-                await self._send_stream(conn, parts, headers, content, timeouts)
-            status, response_headers = await conn.wait_head(timeouts.read)
+                async with _until(deadline):
+                    await self._send_stream(conn, parts, headers, content, timeouts)
+            status, response_headers = await conn.wait_head(timeouts.read, deadline)
         except WriteError:
             # The backend may have answered (and closed) before taking the whole body.
             if not head_future.done() or head_future.exception() is not None:
@@ -463,7 +495,23 @@ class UpstreamPool:
             conn.write(b"0\r\n\r\n")
         await conn.drain(timeouts.write)
 
-    async def _acquire(self, timeouts: Timeouts) -> _Connection:
+    def _watch(self, conn: _Connection) -> None:
+        self._waiting.add(conn)
+        if self._sweep_handle is None:
+            self._sweep_handle = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _unwatch(self, conn: _Connection) -> None:
+        self._waiting.discard(conn)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self._waiting):
+            conn.check_timeouts(now)
+        self._sweep_handle = (
+            self.loop.call_later(SWEEP_INTERVAL, self._sweep) if self._waiting else None
+        )
+
+    async def _acquire(self, timeouts: Timeouts, deadline: float | None) -> _Connection:
         now = self.loop.time()
         idle = self._idle
         while idle:
@@ -478,7 +526,7 @@ class UpstreamPool:
             waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
             self._waiters.append(waiter)
             try:
-                async with asyncio.timeout(timeouts.pool):
+                async with _until(deadline, timeouts.pool):
                     handed = await waiter
             except TimeoutError as exc:
                 if waiter.done() and not waiter.cancelled():
@@ -488,6 +536,8 @@ class UpstreamPool:
                     else:
                         self._open -= 1
                         self._wake_waiter()
+                if isinstance(exc, TotalTimeoutError):
+                    raise
                 raise PoolTimeoutError(f"no free connection within {timeouts.pool} s") from exc
             finally:
                 if not waiter.done():
@@ -498,7 +548,8 @@ class UpstreamPool:
         else:
             self._open += 1
         try:
-            return await self._connect(timeouts.connect)
+            async with _until(deadline):
+                return await self._connect(timeouts.connect)
         except BaseException:
             self._open -= 1
             self._wake_waiter()
@@ -516,6 +567,8 @@ class UpstreamPool:
                     ssl_handshake_timeout=timeout,
                 )
         except TimeoutError as exc:
+            if isinstance(exc, TotalTimeoutError):
+                raise
             raise ConnectTimeoutError(f"connecting to {self._host}:{self._port} timed out") from exc
         except ssl.SSLError as exc:
             raise TLSError(str(exc)) from exc
@@ -564,6 +617,25 @@ class UpstreamPool:
             conn.idle = False
             conn.close()
             self._open -= 1
+
+
+@contextlib.asynccontextmanager
+async def _until(deadline: float | None, within: float | None = None) -> AsyncIterator[None]:
+    """Raise :class:`TotalTimeoutError` at ``deadline`` (loop time), or :class:`TimeoutError`
+    after ``within`` seconds if that comes first; for the less common waits of a request."""
+    loop = asyncio.get_running_loop()
+    limit = None if within is None else loop.time() + within
+    if deadline is not None and (limit is None or deadline <= limit):
+        try:
+            async with asyncio.timeout_at(deadline):
+                yield
+        except TimeoutError as exc:
+            if isinstance(exc, TotalTimeoutError):
+                raise
+            raise TotalTimeoutError("no response headers in time") from exc
+    else:
+        async with asyncio.timeout_at(limit):
+            yield
 
 
 class UpstreamResponse:

@@ -143,7 +143,7 @@ class ConnectionLimits:
     error_body: Callable[[str], bytes] = field(default=error_json, compare=False)
 
 
-class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):
+class TLSHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus ``scope["extensions"]["tls"]`` and
     :class:`ConnectionLimits` (:attr:`limits`; :meth:`with_limits` makes a subclass with
     others)."""
@@ -166,8 +166,12 @@ class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):
     _idle_deadline: float | None = None
     _refusal: tuple[int, str] | None = None
 
+    _tls: TLSExtension | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[arg-type]
+        # Read once per connection, put in each request's scope by on_message_begin.
+        self._tls = tls_extension_for(transport)
         # Responses go out in one write per event loop turn (head and body together).
         self.transport = _CorkedTransport(self.transport, self.loop)  # type: ignore[assignment]
         # Also bounds a connection that never sends a request.
@@ -187,6 +191,9 @@ class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._tls is not None:
+            scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+            scope["extensions"] = {"tls": self._tls}
         self._head_size = 0
 
     def on_url(self, url: bytes) -> None:

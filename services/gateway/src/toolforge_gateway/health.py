@@ -1,7 +1,8 @@
 """A plain-HTTP health listener for kubelet probes.
 
-The gateway's own port requires a client certificate at the TLS handshake, and the kubelet's
-``httpGet`` probes present none. So, when ``health_port`` is set, the gateway also listens on
+On the gateway's own TLS port ``/healthz`` needs a verified client certificate (401 without
+one), and the kubelet's ``httpGet`` probes present none. So, when ``health_port`` is set, the
+gateway also listens on
 that port without TLS and answers exactly one thing: ``GET``/``HEAD /healthz`` → ``200
 {"status": "OK"}``. Every other request is ``404``; a connection that sends no valid HTTP/1.x
 request within :data:`READ_TIMEOUT` seconds is closed without an answer. No request is ever

@@ -186,3 +186,23 @@ async def test_a_waiting_request_gets_the_freed_connection(
         )
     assert [answer.status_code for answer in answers] == [200, 200]
     assert len(set(backends.jobs.peers)) == 1
+
+
+async def test_a_protocol_switch_is_502(
+    gw_pki: GatewayPKI, backends: Backends, odd_backends: OddBackends
+) -> None:
+    """The gateway relays HTTP only: a backend that answers 101 has answered wrongly."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+        )
+        await writer.drain()
+
+    async with (
+        raw_backend(gw_pki, handler) as url,
+        gateway_to(gw_pki, backends, odd_backends, RouteSettings(url=url)) as client,
+    ):
+        response = await client.get("/odd/v1/tool/alice/x")
+    assert_error(response, 502, "the odd API sent an invalid response")

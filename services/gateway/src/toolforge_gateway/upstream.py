@@ -219,6 +219,10 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"invalid HTTP response: {exc}"))
             self.close()
+        except httptools.HttpParserUpgrade:
+            # 101 Switching Protocols: the gateway does not relay upgraded connections.
+            self._fail(ProtocolError("the backend switched protocols"))
+            self.close()
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost follows
@@ -261,6 +265,8 @@ class _Connection(asyncio.Protocol):
             self._fail(ProtocolError("a response nobody asked for"))
             self.close()
             return
+        if status == 101:
+            return  # refused in data_received once httptools reports the upgrade
         self.framed = status in (204, 304) or any(
             name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
         )

@@ -21,10 +21,11 @@ from gateway.gateway_harness import (
     serving,
 )
 
-from toolforge_auth.tls import server_ssl_context
+from toolforge_auth.tls import client_ssl_context, server_ssl_context
 from toolforge_gateway.app import create_app
 from toolforge_gateway.server import build_config
 from toolforge_gateway.settings import RouteSettings
+from toolforge_gateway.upstream import Timeouts, UpstreamPool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -206,3 +207,49 @@ async def test_a_protocol_switch_is_502(
     ):
         response = await client.get("/odd/v1/tool/alice/x")
     assert_error(response, 502, "the odd API sent an invalid response")
+
+
+async def test_a_request_cancelled_while_waiting_for_the_pool_leaks_nothing(
+    gw_pki: GatewayPKI, backends: Backends
+) -> None:
+    """A request that is cancelled (as uvicorn does past the drain time) while it waits for a
+    connection gives up its place; the connection goes to the next request, not nowhere."""
+    context = client_ssl_context(
+        ca_file=gw_pki.path("backend-ca.crt"),
+        certfile=gw_pki.path("gateway-backend-client.crt"),
+        keyfile=gw_pki.path("gateway-backend-client.key"),
+    )
+    port = int(backends.jobs.url.rsplit(":", 1)[1])
+    pool = UpstreamPool(
+        context,
+        host="127.0.0.1",
+        port=port,
+        max_connections=1,
+        max_keepalive_connections=1,
+        keepalive_expiry=30,
+    )
+    timeouts = Timeouts(connect=5, read=10, write=10, pool=10)
+    dn = [(b"host", b"jobs"), (b"ssl-client-subject-dn", b"CN=alice,O=toolforge")]
+
+    async def get(target: bytes) -> tuple[int, bytes]:
+        response = await pool.request(b"GET", target, dn, b"", timeouts)
+        try:
+            return response.status, b"".join([chunk async for chunk in response])
+        finally:
+            await response.aclose()
+
+    try:
+        slow = asyncio.create_task(get(b"/v1/tool/alice/slow?seconds=0.5"))
+        await asyncio.wait_for(backends.jobs.request_seen.wait(), timeout=10)
+        waiting = asyncio.create_task(get(b"/v1/tool/alice/echo"))
+        await asyncio.sleep(0.1)  # it is waiting for the one connection now
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (await slow)[0] == 200
+        async with asyncio.timeout(5):  # not the 10 s pool timeout: the connection is free
+            status, _ = await get(b"/v1/tool/alice/echo")
+        assert status == 200
+        assert len(set(backends.jobs.peers)) == 1
+    finally:
+        await pool.aclose()

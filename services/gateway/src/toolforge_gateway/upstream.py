@@ -534,20 +534,19 @@ class UpstreamPool:
             try:
                 async with _until(deadline, timeouts.pool):
                     handed = await waiter
-            except TimeoutError as exc:
+            except BaseException as exc:  # a timeout, or the request was cancelled
                 if waiter.done() and not waiter.cancelled():
-                    late = waiter.result()  # handed over just as the time ran out
+                    late = waiter.result()  # handed over just as the wait ended
                     if late is not None:
                         self._release(late, reuse=True)
                     else:
                         self._open -= 1
                         self._wake_waiter()
-                if isinstance(exc, TotalTimeoutError):
-                    raise
-                raise PoolTimeoutError(f"no free connection within {timeouts.pool} s") from exc
-            finally:
-                if not waiter.done():
+                elif waiter in self._waiters:
                     self._waiters.remove(waiter)
+                if isinstance(exc, TimeoutError) and not isinstance(exc, TotalTimeoutError):
+                    raise PoolTimeoutError(f"no free connection within {timeouts.pool} s") from exc
+                raise
             if handed is not None:
                 return handed
             # A slot was freed and reserved for this request (counted in self._open).

@@ -113,7 +113,9 @@ def nginx_backend(directory: Path, pki: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def our_gateway(directory: Path, pki: Path, backend: str) -> Iterator[tuple[str, int]]:
+def our_gateway(
+    directory: Path, pki: Path, backend: str, workers: int
+) -> Iterator[tuple[str, int]]:
     port = free_port()
     config = {
         "host": "127.0.0.1",
@@ -127,8 +129,7 @@ def our_gateway(directory: Path, pki: Path, backend: str) -> Iterator[tuple[str,
         "routes": {"jobs": {"url": backend.replace("127.0.0.1", "localhost")}},
         "log_level": "WARNING",
         "graceful_shutdown_seconds": 1,
-        # One worker per core, as nginx's "worker_processes auto".
-        "workers": len(os.sched_getaffinity(0)),
+        "workers": workers,
     }
     path = directory / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -250,6 +251,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10, help="seconds per case")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (median shown)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="our gateway's worker processes (default: one per core, as nginx's auto)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--profile",
@@ -276,7 +283,7 @@ def main() -> None:
             (root / "ours").mkdir()
             seed = SeedGateway(root / "seed", pki_dir, free_port(), {"jobs": backend})
             with (
-                our_gateway(root / "ours", pki_dir, backend) as ours,
+                our_gateway(root / "ours", pki_dir, backend, args.workers) as ours,
                 _seed(seed) as nginx,
             ):
                 gateways = {"toolforge-gateway": ours, "nginx": nginx}

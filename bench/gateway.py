@@ -304,7 +304,7 @@ def main() -> None:
                 if not source or not (Path(source) / "toolforge_gateway").is_dir():
                     sys.exit(f"--variant {variant}: no toolforge_gateway package in {source!r}")
                 sources[name] = Path(source)
-            seed = SeedGateway(root / "seed", pki_dir, free_port(), {"jobs": backend})
+            seed = SeedGateway(root / "seed", pki_dir, 0, {"jobs": backend})
             with contextlib.ExitStack() as stack:
                 gateways = {}
                 for index, (name, source) in enumerate(sources.items()):

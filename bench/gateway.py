@@ -14,8 +14,8 @@ tool's client certificate (``CN=bench,O=toolforge``) and requests ``/jobs/v1/too
 which passes our gateway's authorisation check.
 
 Each case runs ``vegeta attack -rate=0`` (as fast as the workers go) with N workers, once
-with keep-alive and once with a new connection (a full TLS handshake) per request. The two
-gateways take turns case by case, ``--repeat`` times with the order swapped each time, and
+with keep-alive and once with a new connection (a full TLS handshake) per request. The
+gateways take turns case by case, ``--repeat`` times with the order rotated each time, and
 the median of the repeats is reported, so that other work on the machine weighs on both
 alike. Reported: requests per second, p50 and p99 latency, success, the gateway's CPU time
 per request (all its processes, user + system, from ``/proc``), and its peak memory sampled
@@ -114,8 +114,11 @@ def nginx_backend(directory: Path, pki: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def our_gateway(
-    directory: Path, pki: Path, backend: str, workers: int
+    directory: Path, pki: Path, backend: str, workers: int, source: Path | None = None
 ) -> Iterator[tuple[str, int]]:
+    """Our gateway from this tree, or with ``source`` (a directory holding a
+    ``toolforge_gateway`` package, e.g. another version's ``services/gateway/src``) first on
+    ``PYTHONPATH``."""
     port = free_port()
     config = {
         "host": "127.0.0.1",
@@ -134,10 +137,16 @@ def our_gateway(
     path = directory / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
     log = (directory / "gateway.log").open("wb")
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(source.resolve()), *filter(None, [env.get("PYTHONPATH")])]
+        )
     proc = subprocess.Popen(
         [sys.executable, "-m", "toolforge_gateway", "--config", str(path)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         _wait_port(port, proc)
@@ -257,6 +266,15 @@ def main() -> None:
         default=len(os.sched_getaffinity(0)),
         help="our gateway's worker processes (default: one per core, as nginx's auto)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=SRC",
+        help="also run our gateway from SRC (a directory with a toolforge_gateway package, "
+        "e.g. another checkout's services/gateway/src), named NAME, side by side with the "
+        "others; repeatable",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--profile",
@@ -280,19 +298,30 @@ def main() -> None:
             pki_dir, "bench", subject("bench", ["toolforge"]), client=True
         )
         with nginx_backend(root / "backend", pki_dir) as backend:
-            (root / "ours").mkdir()
-            seed = SeedGateway(root / "seed", pki_dir, free_port(), {"jobs": backend})
-            with (
-                our_gateway(root / "ours", pki_dir, backend, args.workers) as ours,
-                _seed(seed) as nginx,
-            ):
-                gateways = {"toolforge-gateway": ours, "nginx": nginx}
+            sources: dict[str, Path | None] = {"toolforge-gateway": None}
+            for variant in args.variant:
+                name, _, source = variant.partition("=")
+                if not source or not (Path(source) / "toolforge_gateway").is_dir():
+                    sys.exit(f"--variant {variant}: no toolforge_gateway package in {source!r}")
+                sources[name] = Path(source)
+            seed = SeedGateway(root / "seed", pki_dir, 0, {"jobs": backend})
+            with contextlib.ExitStack() as stack:
+                gateways = {}
+                for index, (name, source) in enumerate(sources.items()):
+                    (root / f"ours-{index}").mkdir()
+                    gateways[name] = stack.enter_context(
+                        our_gateway(root / f"ours-{index}", pki_dir, backend, args.workers, source)
+                    )
+                gateways["nginx"] = stack.enter_context(_seed(seed))
                 middle = args.concurrency[len(args.concurrency) // 2]
                 for keepalive in (True, False):
                     for concurrency in args.concurrency:
                         runs: dict[str, list[Result]] = {name: [] for name in gateways}
                         for repeat in range(args.repeat):
-                            order = list(gateways) if repeat % 2 == 0 else list(gateways)[::-1]
+                            # Each gateway takes each place in the order in turn.
+                            names = list(gateways)
+                            shift = repeat % len(names)
+                            order = names[shift:] + names[:shift]
                             for name in order:
                                 url, pid = gateways[name]
                                 profile = (
@@ -448,20 +477,19 @@ def _table(results: list[Result]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|"
     )
     rows = [head, *(_row(r) for r in results)]
-    ours = {(r.keepalive, r.concurrency): r for r in results if r.gateway != "nginx"}
     theirs = {(r.keepalive, r.concurrency): r for r in results if r.gateway == "nginx"}
     rows += [
         "",
-        "| connections | concurrency | requests/s ours/nginx | p99 ours/nginx |",
-        "|---|---|---|---|",
+        "| gateway | connections | concurrency | requests/s ours/nginx | p99 ours/nginx |",
+        "|---|---|---|---|---|",
     ]
-    for key, mine in ours.items():
-        other = theirs.get(key)
-        if other is not None and other.rps and other.p99_ms:
-            mode = "keep-alive" if key[0] else "handshake/request"
+    for mine in results:
+        other = theirs.get((mine.keepalive, mine.concurrency))
+        if mine.gateway != "nginx" and other is not None and other.rps and other.p99_ms:
+            mode = "keep-alive" if mine.keepalive else "handshake/request"
             rows.append(
-                f"| {mode} | {key[1]} | {mine.rps / other.rps * 100:.0f} % "
-                f"| {mine.p99_ms / other.p99_ms:.1f}x |"
+                f"| {mine.gateway} | {mode} | {mine.concurrency} "
+                f"| {mine.rps / other.rps * 100:.0f} % | {mine.p99_ms / other.p99_ms:.1f}x |"
             )
     return "\n".join(rows)
 

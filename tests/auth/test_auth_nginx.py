@@ -13,7 +13,7 @@ import pytest
 from backends import backend_app, backend_context
 from certs import AuthPKI, Pair
 from tlsserver import serve
-from toolforge_dev.seed_gateway import SeedGateway, free_port, run_seed_gateway
+from toolforge_dev.seed_gateway import SeedGateway, run_seed_gateway
 
 DN = "ssl-client-subject-dn"
 
@@ -24,7 +24,7 @@ async def nginx(auth_pki: AuthPKI, tmp_path: Path) -> AsyncIterator[str]:
         seed = SeedGateway(
             directory=tmp_path / "nginx",
             pki=auth_pki.dir,
-            port=free_port(),
+            port=0,  # a socket bound here and handed to nginx: no port to race for
             routes={"jobs": backend},
             workers=1,
         )

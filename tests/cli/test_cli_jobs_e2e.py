@@ -98,10 +98,20 @@ def wait_for_log(tool: Tool, name: str, text: str, timeout: float = 120) -> None
     raise AssertionError(f"job {name!r} did not log {text!r} within {timeout:g} s")
 
 
-def popen(tool: Tool, *args: str, text: bool = True) -> subprocess.Popen[Any]:
-    """``toolforge ARGS`` as ``tool`` in the background, stdout and stderr piped."""
+def popen(
+    tool: Tool, *args: str, text: bool = True, default_sigint: bool = False
+) -> subprocess.Popen[Any]:
+    """``toolforge ARGS`` as ``tool`` in the background, stdout and stderr piped.
+
+    ``default_sigint``: start the CLI with SIGINT's default disposition, as a terminal's
+    foreground process has it, whatever this process has. A process started with SIGINT
+    ignored (pytest run as a background job of a non-interactive shell) passes SIG_IGN on
+    through exec, and Python then installs no KeyboardInterrupt handler, so the CLI would not
+    see a Ctrl-C at all. coreutils' ``env --default-signal=INT`` resets it in the child before
+    exec (no Python code runs between fork and exec)."""
+    reset = ["env", "--default-signal=INT"] if default_sigint else []
     return subprocess.Popen(
-        [sys.executable, "-m", "toolforge_cli", *args],
+        [*reset, sys.executable, "-m", "toolforge_cli", *args],
         env=tool_env(tool),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -371,12 +381,12 @@ def test_ctrl_c_while_following_logs_exits_130_quietly(
 ) -> None:
     ok(tool, "jobs", "run", "gated", "--command", GATED, "--image", "python3.11", *SMALL)
     wait_for_log(tool, "gated", "first")
-    proc = popen(tool, "jobs", "logs", "gated", "--follow")
+    proc = popen(tool, "jobs", "logs", "gated", "--follow", default_sigint=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert proc.poll() is None  # following: the job waits for `go`, which never comes
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
         rest, errors = proc.communicate(timeout=30)
     finally:
         stop(proc)

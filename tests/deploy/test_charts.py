@@ -108,6 +108,21 @@ def test_settings_file_is_accepted_by_the_service(chart: str, values: str) -> No
             assert pem == FAKE_PEM
 
 
+def _gateway_settings(*sets: str) -> GatewaySettings:
+    config_map = next(
+        c
+        for c in by_kind(render("gateway", "local", *sets), "ConfigMap")
+        if "config.yaml" in c["data"]
+    )
+    return GatewaySettings.model_validate(yaml.safe_load(config_map["data"]["config.yaml"]))
+
+
+def test_gateway_workers_value_reaches_the_settings_file() -> None:
+    """``workers`` (one gateway process per pod unless raised) is the gateway's setting."""
+    assert _gateway_settings().workers == 1
+    assert _gateway_settings("--set", "workers=2").workers == 2
+
+
 def test_gateway_reaches_only_backends_and_needs_no_api_access() -> None:
     objects = render("gateway", "local")
     for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):

@@ -24,6 +24,7 @@ from gateway.gateway_harness import (
     backend_config,
     gateway_settings,
     make_backend,
+    refused_port,
     serving,
 )
 
@@ -73,7 +74,8 @@ async def backends(gw_pki: GatewayPKI) -> AsyncIterator[Backends]:
 @pytest.fixture
 async def odd_backends(gw_pki: GatewayPKI) -> AsyncIterator[OddBackends]:
     """Misbehaving backends: one accepts TCP connections and never says anything (not even
-    a TLS handshake); one completes TLS properly and then answers garbage instead of HTTP."""
+    a TLS handshake); one completes TLS properly and then answers garbage instead of HTTP;
+    and a port that refuses connections (held, so nothing else can listen there meanwhile)."""
     writers: list[asyncio.StreamWriter] = []
 
     async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -97,7 +99,9 @@ async def odd_backends(gw_pki: GatewayPKI) -> AsyncIterator[OddBackends]:
         await asyncio.start_server(garbage, "127.0.0.1", 0, ssl=context),
     ]
     try:
-        yield OddBackends(*(int(server.sockets[0].getsockname()[1]) for server in servers))
+        with refused_port() as refused:
+            silent_port, garbage_port = (int(s.sockets[0].getsockname()[1]) for s in servers)
+            yield OddBackends(silent_port, garbage_port, refused)
     finally:
         for writer in writers:
             writer.close()

@@ -11,8 +11,8 @@ import json
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,10 +110,18 @@ async def serving(*configs: uvicorn.Config) -> AsyncIterator[list[Running]]:
             sock.close()
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with bound_socket() as sock:
-        return int(sock.getsockname()[1])
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the context lasts.
+
+    Its socket stays bound without listening, so a connection to it is refused (ECONNREFUSED).
+    A port bound and released at once could be taken by any other socket before it is used;
+    held like this, and without ``SO_REUSEADDR`` (with which Linux lets a second socket bind a
+    port no socket listens on), nothing else can bind it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 # -- backends -----------------------------------------------------------------------------
@@ -290,6 +298,7 @@ class OddBackends:
 
     silent_port: int
     garbage_port: int
+    refused_port: int
 
 
 def gateway_settings(pki: GatewayPKI, backends: Backends, odd: OddBackends) -> GatewaySettings:
@@ -306,7 +315,7 @@ def gateway_settings(pki: GatewayPKI, backends: Backends, odd: OddBackends) -> G
             "jobs": RouteSettings(url=backends.jobs.url),
             "builds": RouteSettings(url=backends.builds.url),
             # Broken on purpose: nobody listens / never answers / too slow for the timeouts.
-            "down": RouteSettings(url=f"https://127.0.0.1:{free_port()}"),
+            "down": RouteSettings(url=f"https://127.0.0.1:{odd.refused_port}"),
             "silent": RouteSettings(
                 url=f"https://127.0.0.1:{odd.silent_port}", connect_timeout=0.3
             ),

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from gateway.gateway_harness import GatewayPKI, free_port
+from gateway.gateway_harness import GatewayPKI, refused_port
+from gateway.gateway_process import GatewayProcess, gateway_command
 from pydantic import ValidationError
 
 from toolforge_gateway.settings import GatewaySettings, load_settings
@@ -105,14 +103,7 @@ def test_invalid_settings_are_refused(values: dict[str, object], message: str) -
 # -- the command ------------------------------------------------------------------------------
 
 
-def gateway_command() -> list[str]:
-    script = Path(sys.executable).parent / "toolforge-gateway"
-    assert script.exists(), "the console script is declared in services/gateway/pyproject.toml"
-    return [str(script)]
-
-
 def test_command_serves_and_stops_on_sigterm(gw_pki: GatewayPKI, tmp_path: Path) -> None:
-    port = free_port()
     config = {
         "tls_cert_file": str(gw_pki.path("gateway-server.crt")),
         "tls_key_file": str(gw_pki.path("gateway-server.key")),
@@ -120,50 +111,27 @@ def test_command_serves_and_stops_on_sigterm(gw_pki: GatewayPKI, tmp_path: Path)
         "backend_client_cert_file": str(gw_pki.path("gateway-backend-client.crt")),
         "backend_client_key_file": str(gw_pki.path("gateway-backend-client.key")),
         "backend_ca_file": str(gw_pki.path("backend-ca.crt")),
-        "routes": {"jobs": {"url": f"https://127.0.0.1:{free_port()}"}},
-        "port": 1,  # overridden on the command line
+        "port": 1,  # overridden on the command line: 0, the kernel picks a free port
     }
-    config_file = tmp_path / "gateway.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [
-            *gateway_command(),
-            "--config",
-            str(config_file),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        with httpx.Client(
-            base_url=f"https://127.0.0.1:{port}", verify=gw_pki.client_context(gw_pki.alice)
-        ) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    response = client.get("/healthz")
-                    break
-                except httpx.ConnectError:
-                    assert process.poll() is None, "the gateway exited"
-                    assert time.monotonic() < deadline, "the gateway did not start"
-                    time.sleep(0.1)
-            assert response.status_code == 200
-            down = client.get("/jobs/v1/tool/alice/jobs")
-            assert down.status_code == 503
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    # uvicorn shuts down cleanly, then re-raises the signal so the exit status tells why.
-    assert process.returncode == -signal.SIGTERM
-    entries = [json.loads(line) for line in stderr.splitlines() if line.strip()]
-    assert "Application shutdown complete." in [entry["message"] for entry in entries]
+    with refused_port() as down:
+        config["routes"] = {"jobs": {"url": f"https://127.0.0.1:{down}"}}
+        with GatewayProcess(tmp_path, config, "--host", "127.0.0.1", "--port", "0") as gateway:
+            port = gateway.port(timeout=30)
+            assert port != 1, "--port overrides the file"
+            with httpx.Client(
+                base_url=f"https://127.0.0.1:{port}", verify=gw_pki.client_context(gw_pki.alice)
+            ) as client:
+                response = client.get("/healthz")
+                assert response.status_code == 200
+                down_answer = client.get("/jobs/v1/tool/alice/jobs")
+                assert down_answer.status_code == 503
+            gateway.process.send_signal(signal.SIGTERM)
+            # uvicorn shuts down cleanly, then re-raises the signal so the status tells why.
+            assert gateway.wait(timeout=30) == -signal.SIGTERM
+            entries = gateway.log_entries()
+    messages = [entry["message"] for entry in entries]
+    assert f"Uvicorn running on https://127.0.0.1:{port} (Press CTRL+C to quit)" in messages
+    assert "Application shutdown complete." in messages
     access = [entry for entry in entries if entry["logger"] == "toolforge_gateway.access"]
     assert [entry["status"] for entry in access] == [200, 503]
     assert access[1]["upstream_error"] == "connect"

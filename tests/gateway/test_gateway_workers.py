@@ -16,16 +16,17 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from gateway.gateway_harness import Backends, GatewayPKI, free_port
-from gateway.test_gateway_settings import gateway_command
+from gateway.gateway_harness import Backends, GatewayPKI, refused_port
+from gateway.gateway_process import GatewayProcess, gateway_command
 
 DEADLINE = 30.0
 
 
-def config(pki: GatewayPKI, backends: Backends, port: int, **extra: object) -> dict[str, object]:
+def config(pki: GatewayPKI, backends: Backends, down: int, **extra: object) -> dict[str, object]:
+    """Two workers on a port of their own choosing (see ``gateway_process``); route ``down``
+    to the refusing port ``down``."""
     return {
         "host": "127.0.0.1",
-        "port": port,
         "workers": 2,
         "tls_cert_file": str(pki.path("gateway-server.crt")),
         "tls_key_file": str(pki.path("gateway-server.key")),
@@ -35,7 +36,7 @@ def config(pki: GatewayPKI, backends: Backends, port: int, **extra: object) -> d
         "backend_ca_file": str(pki.path("backend-ca.crt")),
         "routes": {
             "jobs": {"url": backends.jobs.url},
-            "down": {"url": f"https://127.0.0.1:{free_port()}"},
+            "down": {"url": f"https://127.0.0.1:{down}"},
         },
         "graceful_shutdown_seconds": 10,
         **extra,
@@ -43,18 +44,9 @@ def config(pki: GatewayPKI, backends: Backends, port: int, **extra: object) -> d
 
 
 @contextmanager
-def gateway_process(tmp_path: Path, settings: dict[str, object]) -> Iterator[subprocess.Popen[str]]:
-    config_file = tmp_path / "gateway.yaml"
-    config_file.write_text(yaml.safe_dump(settings))
-    process = subprocess.Popen(
-        [*gateway_command(), "--config", str(config_file)], stderr=subprocess.PIPE, text=True
-    )
-    try:
+def gateway_process(tmp_path: Path, settings: dict[str, object]) -> Iterator[GatewayProcess]:
+    with GatewayProcess(tmp_path, settings) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
 
 
 def workers_of(pid: int) -> list[int]:
@@ -69,16 +61,17 @@ async def wait_for(condition: object, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def ready(process: subprocess.Popen[str], pki: GatewayPKI, port: int) -> None:
-    """Until both workers run and the port answers."""
+async def ready(process: GatewayProcess, pki: GatewayPKI) -> int:
+    """Until both workers run and the port answers; returns the port."""
+    port = await asyncio.to_thread(process.port, DEADLINE)
     await wait_for(lambda: len(workers_of(process.pid)) == 2, "two workers")
     deadline = time.monotonic() + DEADLINE
     async with httpx.AsyncClient(verify=pki.client_context(pki.alice)) as client:
         while True:
-            assert process.poll() is None, "the gateway exited"
+            assert process.process.poll() is None, "the gateway exited"
             try:
                 if (await client.get(f"https://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return
+                    return port
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "the gateway did not start"
@@ -117,9 +110,11 @@ def requests_total(metrics: str, route: str, status: int) -> float:
 async def test_metrics_are_summed_over_workers_dead_and_alive(
     gw_pki: GatewayPKI, backends: Backends, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with gateway_process(tmp_path, config(gw_pki, backends, port)) as process:
-        await ready(process, gw_pki, port)
+    with (
+        refused_port() as down,
+        gateway_process(tmp_path, config(gw_pki, backends, down)) as process,
+    ):
+        port = await ready(process, gw_pki)
         before = workers_of(process.pid)
         # Three requests on one kept-alive connection, then its worker is killed.
         reader, writer = await asyncio.open_connection(
@@ -146,16 +141,18 @@ async def test_metrics_are_summed_over_workers_dead_and_alive(
             metrics = (await client.get(f"https://127.0.0.1:{port}/metrics")).text
         # The killed worker's three and the other workers' two.
         assert requests_total(metrics, "down", 503) == 5
-        process.send_signal(signal.SIGTERM)
+        process.process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=DEADLINE) == -signal.SIGTERM
 
 
 async def test_workers_drain_in_flight_requests_on_sigterm(
     gw_pki: GatewayPKI, backends: Backends, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with gateway_process(tmp_path, config(gw_pki, backends, port)) as process:
-        await ready(process, gw_pki, port)
+    with (
+        refused_port() as down,
+        gateway_process(tmp_path, config(gw_pki, backends, down)) as process,
+    ):
+        port = await ready(process, gw_pki)
         workers = workers_of(process.pid)
         async with httpx.AsyncClient(
             verify=gw_pki.client_context(gw_pki.alice), timeout=DEADLINE
@@ -163,7 +160,7 @@ async def test_workers_drain_in_flight_requests_on_sigterm(
             url = f"https://127.0.0.1:{port}/jobs/v1/tool/alice/slow?seconds=1"
             slow = asyncio.create_task(client.get(url))
             await asyncio.wait_for(backends.jobs.request_seen.wait(), timeout=DEADLINE)
-            process.send_signal(signal.SIGTERM)
+            process.process.send_signal(signal.SIGTERM)
             # New connections are refused once every copy of the socket is closed.
             async with httpx.AsyncClient(verify=gw_pki.client_context(gw_pki.alice)) as late:
 
@@ -195,9 +192,10 @@ def test_a_worker_that_cannot_start_stops_the_gateway(
     the supervisor gives up with status 1 instead of restarting them for ever."""
     broken = tmp_path / "not-a-ca.crt"
     broken.write_text("not a certificate\n")
-    settings = config(gw_pki, backends, free_port(), backend_ca_file=str(broken))
-    with gateway_process(tmp_path, settings) as process:
-        assert process.wait(timeout=DEADLINE) == 1
+    with refused_port() as down:
+        settings = config(gw_pki, backends, down, backend_ca_file=str(broken))
+        with gateway_process(tmp_path, settings) as process:
+            assert process.wait(timeout=DEADLINE) == 1
 
 
 @pytest.mark.parametrize("workers", [0, 65])

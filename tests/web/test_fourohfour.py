@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -67,10 +68,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """The real server as a subprocess, on a free loopback port."""
-    port = _free_port()
+#: Starts tried when the port picked was taken before the server bound it.
+_ATTEMPTS = 5
+
+
+def _start(port: int) -> subprocess.Popen[bytes] | None:
+    """The server listening on ``port``, once it says so (uvicorn's ``Uvicorn running on``
+    comes after its bind); ``None`` when it exited because something else took the port
+    between :func:`_free_port` and its bind (its output says so); any other exit fails the
+    test."""
     env = {
         **os.environ,
         "TOOLFORGE_FOUROHFOUR_DOMAIN": DOMAIN,
@@ -83,15 +89,39 @@ def server() -> Iterator[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    assert proc.stdout is not None
+    output = b""
     deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
+    while b"Uvicorn running on" not in output:
+        left = deadline - time.monotonic()
+        assert left > 0, f"fourohfour did not listen within 20 s: {output.decode()}"
+        readable, _, _ = select.select([proc.stdout], [], [], left)
+        if not readable:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:  # it exited
+            proc.wait()
+            if b"address already in use" in output:
+                return None
+            raise AssertionError(output.decode())
+        output += chunk
+    return proc
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The real server as a subprocess, on a free loopback port.
+
+    Its settings want a port (1-65535), so the port is picked here and may be taken by another
+    process before the server binds it: then the server exits saying so and is started again
+    on another port (at most :data:`_ATTEMPTS` times); any other failure fails at once."""
+    for _ in range(_ATTEMPTS):
+        port = _free_port()
+        proc = _start(port)
+        if proc is not None:
             break
-        except OSError:
-            assert proc.poll() is None, proc.communicate()[0].decode()
-            assert time.monotonic() < deadline, "fourohfour did not listen within 20 s"
-            time.sleep(0.05)
+    else:
+        raise AssertionError(f"the port was taken {_ATTEMPTS} times in a row")
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)

@@ -1,4 +1,4 @@
-{{/* The settings file: listening addresses, certificate paths and routes, then .Values.config. */}}
+{{/* The settings file: listening addresses, workers, certificate paths and routes, then .Values.config. */}}
 {{- define "toolforge.config" -}}
 {{- $clientCAs := list -}}
 {{- range $name, $pem := .Values.caBundles -}}
@@ -10,6 +10,7 @@
   "host" "0.0.0.0"
   "port" .Values.port
   "health_port" .Values.healthPort
+  "workers" .Values.workers
   "tls_cert_file" "/etc/toolforge/tls/tls.crt"
   "tls_key_file" "/etc/toolforge/tls/tls.key"
   "client_ca_files" $clientCAs

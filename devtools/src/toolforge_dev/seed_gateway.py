@@ -8,12 +8,17 @@ certificate, stripping the route prefix. It is used to check that ``toolforge_au
 behind it and as the baseline in ``bench/gateway.py``.
 
 nginx comes from Debian (``nginx-light``, see ``devtools/scripts/apt-deps.sh``) and runs in the
-foreground as a child process, with every path inside a private directory.
+foreground as a child process, with every path inside a private directory. With ``port=0`` it
+serves a listening socket bound here on a port the kernel chose and handed down to nginx
+(nginx's own ``NGINX`` environment variable, the one its binary upgrade uses): no port is
+picked, released and bound again, which another process could take in between.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import shutil
 import socket
 import subprocess
@@ -26,7 +31,8 @@ __all__ = ["SeedGateway", "free_port", "run_seed_gateway"]
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (anything may take it before it is
+    used: prefer ``SeedGateway(port=0)``)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -37,7 +43,8 @@ def free_port() -> int:
 class SeedGateway:
     """nginx settings. ``routes`` maps a prefix (``jobs``) to a backend ``https://host:port``.
 
-    ``pki`` is a directory laid out by :class:`toolforge_admin.pki.PlatformPKI`.
+    ``pki`` is a directory laid out by :class:`toolforge_admin.pki.PlatformPKI`; ``port`` 0:
+    one the kernel chooses (see the module docstring).
     """
 
     directory: Path
@@ -114,11 +121,31 @@ def run_seed_gateway(gateway: SeedGateway, timeout: float = 10) -> Iterator[str]
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise FileNotFoundError("nginx is not installed (make deps installs nginx-light)")
+    listener: socket.socket | None = None
+    env = dict(os.environ)
+    if gateway.port == 0:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(511)
+        gateway = dataclasses.replace(gateway, port=listener.getsockname()[1])
+        # nginx takes over the sockets listed here whose address a `listen` names.
+        env["NGINX"] = f"{listener.fileno()};"
     gateway.directory.mkdir(parents=True, exist_ok=True)
     conf = gateway.directory / "nginx.conf"
     conf.write_text(gateway.config())
     cmd = [nginx, "-p", str(gateway.directory), "-c", str(conf), "-g", "daemon off;"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            pass_fds=[listener.fileno()] if listener is not None else [],
+        )
+    finally:
+        if listener is not None:
+            listener.close()  # nginx holds its own copy
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -254,6 +254,12 @@ class Gateway:
         self._openapi: SpecAggregator | None = None
         self._health: asyncio.Server | None = None
 
+    @property
+    def health_server(self) -> asyncio.Server | None:
+        """The plain-HTTP health listener while the app runs with a ``health_port`` (its
+        ``sockets`` tell the port bound, e.g. for ``health_port: 0``), else ``None``."""
+        return self._health
+
     # -- lifespan -------------------------------------------------------------------------
 
     async def startup(self) -> None:

@@ -8,6 +8,13 @@ CPU per request against about 15 µs for this client (measured with 32 concurren
 the benchmark's nginx backend; see ``docs/benchmarks.md``). The gateway's own requests (the
 OpenAPI documents) still use httpx.
 
+Why not a library: aiohttp's client (the same C parser, llhttp) was put in its place with
+every gateway test passing, and cost about 58 µs per request on its own against about 17 µs
+for this client (``bench/upstream_clients.py``); the whole gateway then served 28-29 % of
+nginx's keep-alive throughput at 32 connections instead of 53-61 %, missing issue 20's
+targets. The numbers, and the other clients tried, are in ``services/gateway/README.md``
+("Why the gateway has its own upstream client").
+
 - :class:`UpstreamPool`: one per route; at most ``max_connections`` connections, of which
   ``max_keepalive_connections`` are kept while idle, for ``keepalive_expiry`` seconds. An idle
   connection the backend closed is noticed (``connection_lost``) and never reused. A request

@@ -112,7 +112,15 @@ class Supervisor:
         try:
             for _ in range(self.settings.workers):
                 self._start_worker()
-            log.info("gateway started with %d workers", self.settings.workers)
+            # The address as bound (the port the kernel chose for port 0), as uvicorn logs it
+            # for one process; the workers, serving a socket they were given, log none.
+            host, port = self.socket.getsockname()[:2]
+            log.info(
+                "gateway running on https://%s:%d with %d workers",
+                f"[{host}]" if ":" in host else host,
+                port,
+                self.settings.workers,
+            )
             failed = self._watch()
         finally:
             self._stop_workers()

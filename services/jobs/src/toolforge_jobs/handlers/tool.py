@@ -16,11 +16,12 @@ router = APIRouter()
 @router.get(
     "/v1/tool/{tool}/images",
     tags=["images"],
+    operation_id="jobs_images",
     response_model=ImagesResponse,
     responses=errors(VALIDATION),
 )
 async def images(tool: ToolName, service: Service) -> ImagesResponse:
-    """The images jobs may use (``imagename``)."""
+    """The images jobs may use: ``imagename`` is a ``shortname`` or one of its ``aliases``."""
     del tool
     return ImagesResponse(images=await service.images())
 
@@ -28,6 +29,7 @@ async def images(tool: ToolName, service: Service) -> ImagesResponse:
 @router.get(
     "/v1/tool/{tool}/quotas",
     tags=["quotas"],
+    operation_id="jobs_quotas",
     response_model=QuotaResponse,
     responses=errors(VALIDATION),
 )

@@ -70,7 +70,7 @@ async def test_a_cannot_reach_b_through_the_api(
         ]:
             response = await client.request(method, path)
             assert response.status_code == 403, (method, path, response.text)
-            assert response.json()["messages"]["error"] == [
+            assert response.json()["error"] == [
                 f"tool {module_tool.name!r} may not act on tool {other_tool.name!r}"
             ]
         # under its own path, A simply has no such job

@@ -57,7 +57,7 @@ async def test_bad_input_is_refused_naming_the_field(
                 method, f"/v1/tool/{module_tool.name}/jobs", json={**BASE, **fields}
             )
             assert response.status_code == status, response.text
-            errors = response.json()["messages"]["error"]
+            errors = response.json()["error"]
             assert len(errors) == 1, errors
             assert errors[0].startswith(start), errors
             assert words in errors[0]
@@ -160,7 +160,7 @@ async def test_halfway_failure_leaves_nothing_behind(
             )
             response = await client.request(method, path, json=spec)
             assert response.status_code == 403, response.text
-            message = response.json()["messages"]["error"][0]
+            message = response.json()["error"][0]
             assert "exceeded quota" in message
             assert "services" in message
             # the Deployment was created, then deleted again after the Service failed
@@ -202,7 +202,7 @@ async def test_objects_edited_by_hand_do_not_break_the_list(
         ]
         shown = await client.get(f"{path}/edited")
         assert shown.status_code == 409
-        assert "changed outside the jobs API" in shown.json()["messages"]["error"][0]
+        assert "changed outside the jobs API" in shown.json()["error"][0]
         # it can still be deleted, and flush removes everything
         assert (await client.delete(f"{path}/edited")).status_code == 200
         assert (await client.delete(path)).status_code == 200

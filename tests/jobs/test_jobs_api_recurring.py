@@ -206,7 +206,9 @@ async def test_patch_upserts(
 
         updated = await client.patch(path, json={**spec, "memory": "256Mi"})
         assert updated.json()["job_changed"] is True
-        assert updated.json()["messages"]["info"] == ["Job worker was updated in storage and runtime"]
+        assert updated.json()["messages"]["info"] == [
+            "Job worker was updated in storage and runtime"
+        ]
         assert (await show(client, module_tool, "worker"))["memory"] == "256Mi"
         second = await apps.read_namespaced_deployment("worker", module_tool.namespace)
         # replaced in place: the same Deployment, a new generation

@@ -12,20 +12,27 @@ pinned in ``devtools/upstream/requirements.txt``) live in a Python 3.13 environm
   ``upstream.envvars(...)``, ``upstream.logs(...)`` likewise.
 - ``upstream_for`` (function, cluster): makes an :class:`Upstream` for any onboarded tool
   (e.g. ``other_tool``), with ``via="env"`` to pass the URL as ``TOOL_TOOLFORGE_API_URL``.
+- ``tool_http`` (function, cluster): an ``httpx.Client`` to the gateway with the test tool's
+  certificate (verifying the gateway against the cluster CA), for checks next to the clients.
+- :func:`wait_until`: poll a condition with a bounded deadline.
 
 Tests of any API may live in this folder and use these fixtures.
 """
 
 from __future__ import annotations
 
+import ssl
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
+import httpx
 import pytest
 
+from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
 from toolforge_dev.upstream_clients import (
@@ -109,3 +116,30 @@ def upstream_for(upstream_clients: UpstreamClients, platform: PlatformServices) 
 def upstream(upstream_for: UpstreamFactory, tool: Tool) -> Upstream:
     """The upstream clients as this test's fresh ``tool``."""
     return upstream_for(tool)
+
+
+@pytest.fixture
+def tool_http(platform: PlatformServices, cluster: Cluster, tool: Tool) -> Iterator[httpx.Client]:
+    """``httpx.Client`` on the gateway as ``tool`` (its certificate), base URL the gateway."""
+    context = ssl.create_default_context(cafile=cluster.pki_dir / "cluster-ca.crt")
+    context.load_cert_chain(
+        tool.home / ".toolskube" / "client.crt", tool.home / ".toolskube" / "client.key"
+    )
+    with httpx.Client(base_url=platform.gateway_url, verify=context, timeout=60) as client:
+        yield client
+
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], what: str, *, timeout: float = 180) -> T:
+    """Call ``check`` every half second until it returns something truthy; return that.
+    Fails (AssertionError naming ``what`` and the last value) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T = check()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}: {last!r}")
+        time.sleep(0.5)
+        last = check()
+    return last

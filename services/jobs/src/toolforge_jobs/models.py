@@ -693,11 +693,12 @@ class ImagesResponse(MessagesResponse):
 
 class QuotaItem(_Response):
     """One line of the quota: ``limit`` and ``used`` in human units (``"4Gi"``, ``"500m"``);
-    ``used`` is null where it has no meaning (per-job limits)."""
+    ``used`` is absent where it has no meaning (per-job limits), so that the upstream client
+    prints that category without a Used column."""
 
     name: str
     limit: str | None
-    used: str | None
+    used: str | SkipJsonSchema[None] = _absent("What is in use, in human units.")
 
 
 class QuotaCategory(_Response):

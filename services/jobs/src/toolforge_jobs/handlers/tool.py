@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from toolforge_jobs.handlers.common import VALIDATION, Service, errors
 from toolforge_jobs.models import ImagesResponse, QuotaResponse
-from toolforge_kit.app import ToolName
+from toolforge_kit.app import ToolName, json_reply
 
 __all__ = ["router"]
 
@@ -33,6 +33,6 @@ async def images(tool: ToolName, service: Service) -> ImagesResponse:
     response_model=QuotaResponse,
     responses=errors(VALIDATION),
 )
-async def quotas(tool: ToolName, service: Service) -> QuotaResponse:
-    """The tool's quota and its use, in human units."""
-    return QuotaResponse(quota=await service.quota(tool))
+async def quotas(tool: ToolName, service: Service) -> Response:
+    """The tool's quota and its use, in human units (``used`` absent for per-job limits)."""
+    return json_reply(QuotaResponse(quota=await service.quota(tool)), exclude_none=True)

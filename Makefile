@@ -31,7 +31,7 @@ images: deps ## Build the pause, bookworm and python3.11 OCI images (cached)
 	@echo "==> OCI images"
 	@$(RUN) toolforge-dev images
 
-upstream-clients: python ## The upstream Toolforge clients (Python 3.13 venv, hash-pinned, cached)
+upstream-clients: python ## The upstream Toolforge clients and the OpenAPI client generator (Python 3.13 venvs, hash-pinned, cached)
 	@$(RUN) python -m toolforge_dev.upstream_clients >/dev/null
 
 run: binaries images ## Bring the platform up in the foreground; Ctrl-C stops everything

@@ -17,6 +17,11 @@ client) while the repository runs on 3.11, so they get a virtual environment of 
   ``python3.13`` on ``PATH`` and ``/root/.pyenv/versions/3.13.*/bin/python3.13`` (pyenv, as on
   these machines). uv is not asked to download one: these machines reach no Python builds.
 
+The OpenAPI client generator (``openapi-python-client``, pinned in
+``devtools/upstream/generator.txt``) gets an environment of its own the same way
+(:func:`ensure_generator`): its own pins would otherwise move the workspace's (``typer``), and
+the clients it generates need only ``httpx`` and ``attrs``, which it brings.
+
 A tool's home is set up as on Toolforge (:func:`configure_tool_home`): onboarding made
 ``~/.toolskube/client.{crt,key}`` and ``~/.kube/config`` (whose current context's namespace,
 ``tool-<name>``, tells the clients the tool); the gateway URL goes to ``~/.toolforge.yaml`` as
@@ -58,6 +63,7 @@ __all__ = [
     "UpstreamResult",
     "configure_tool_home",
     "ensure_clients",
+    "ensure_generator",
     "find_python313",
     "run_upstream",
 ]
@@ -66,6 +72,8 @@ Progress = Callable[[str], None]
 
 #: The hash-pinned requirements of the clients.
 REQUIREMENTS = REPO_ROOT / "devtools" / "upstream" / "requirements.txt"
+#: The hash-pinned requirements of the OpenAPI client generator.
+GENERATOR_REQUIREMENTS = REPO_ROOT / "devtools" / "upstream" / "generator.txt"
 #: The packages users install, with the versions the tests hold us to.
 PINS: dict[str, str] = {
     "toolforge-jobs-cli": "16.2.3",
@@ -145,12 +153,13 @@ class UpstreamClients:
         return all(self.command(name).is_file() for name in COMMANDS)
 
 
-def clients_dir(python: Path | None = None) -> Path:
-    """Where the environment for the current pins and ``python`` lives (not created)."""
+def clients_dir(python: Path | None = None, requirements: Path = REQUIREMENTS) -> Path:
+    """Where the environment for ``requirements`` and ``python`` lives (not created)."""
     interpreter = python or find_python313()
-    key = hashlib.sha256(REQUIREMENTS.read_bytes())
+    key = hashlib.sha256(requirements.read_bytes())
     key.update(_python_version(interpreter).encode())
-    return cache_dir() / "upstream-clients" / key.hexdigest()[:16]
+    kind = "upstream-clients" if requirements == REQUIREMENTS else requirements.stem
+    return cache_dir() / kind / key.hexdigest()[:16]
 
 
 def ensure_clients(progress: Progress = print) -> UpstreamClients:
@@ -159,13 +168,29 @@ def ensure_clients(progress: Progress = print) -> UpstreamClients:
     Raises:
         UpstreamClientsError: see the class.
     """
-    python = find_python313()
-    target = clients_dir(python)
-    clients = UpstreamClients(target)
-    if clients.is_complete():
-        return clients
     pins = ", ".join(f"{name}=={version}" for name, version in PINS.items())
-    progress(f"installing the upstream clients ({pins}) with {python} into {target}")
+    root = _ensure_env(REQUIREMENTS, COMMANDS, f"the upstream clients ({pins})", progress)
+    return UpstreamClients(root)
+
+
+def ensure_generator(progress: Progress = print) -> Path:
+    """The generator's environment (``bin/openapi-python-client``, ``bin/python`` with
+    ``httpx`` and ``attrs``), made first when missing; returns its root.
+
+    Raises:
+        UpstreamClientsError: see the class.
+    """
+    return _ensure_env(
+        GENERATOR_REQUIREMENTS, ("openapi-python-client",), "openapi-python-client", progress
+    )
+
+
+def _ensure_env(requirements: Path, commands: Sequence[str], what: str, progress: Progress) -> Path:
+    python = find_python313()
+    target = clients_dir(python, requirements)
+    if all((target / "bin" / name).is_file() for name in commands):
+        return target
+    progress(f"installing {what} with {python} into {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -180,7 +205,7 @@ def ensure_clients(progress: Progress = print) -> UpstreamClients:
             "--python",
             str(staging / "bin" / "python"),
             "-r",
-            str(REQUIREMENTS),
+            str(requirements),
         )
         if target.exists():  # incomplete (checked above): replace it
             shutil.rmtree(target)
@@ -188,9 +213,10 @@ def ensure_clients(progress: Progress = print) -> UpstreamClients:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    if not clients.is_complete():
-        raise UpstreamClientsError(f"{target}: the install did not provide {', '.join(COMMANDS)}")
-    return clients
+    missing = [name for name in commands if not (target / "bin" / name).is_file()]
+    if missing:
+        raise UpstreamClientsError(f"{target}: the install did not provide {', '.join(missing)}")
+    return target
 
 
 def _uv_argv() -> list[str]:
@@ -304,9 +330,14 @@ def run_upstream(
 
 
 def main() -> None:
-    """``python -m toolforge_dev.upstream_clients``: make the environment, print its path."""
-    clients = ensure_clients(lambda message: print(f"==> {message}", file=sys.stderr))
-    print(clients.root)
+    """``python -m toolforge_dev.upstream_clients``: make both environments (clients and
+    generator), print their paths."""
+
+    def progress(message: str) -> None:
+        print(f"==> {message}", file=sys.stderr)
+
+    print(ensure_clients(progress).root)
+    print(ensure_generator(progress))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from pydantic.json_schema import SkipJsonSchema
 from toolforge_jobs.errors import JobSpecError
 from toolforge_jobs.quantity import InvalidQuantityError, parse_quantity
 from toolforge_jobs.schedule import check_schedule
+from toolforge_kit.wire import ErrorBody, Messages, MessagesResponse
 
 __all__ = [
     "CMD_PATTERN",
@@ -468,14 +469,6 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Messages(_Response):
-    """Messages for the user, carried by every response (REFERENCE.md)."""
-
-    info: list[str] = []
-    warning: list[str] = []
-    error: list[str] = []
-
-
 class JobStatus(_Response):
     """The structured status of a job.
 
@@ -652,12 +645,6 @@ JobOut = Annotated[
 ]
 
 
-class MessagesResponse(_Response):
-    """Body of DELETE, flush, restart and of every error (``messages.error`` filled)."""
-
-    messages: Messages = Field(default_factory=Messages)
-
-
 class JobListResponse(MessagesResponse):
     """GET ``/v1/tool/{t}/jobs``."""
 
@@ -729,11 +716,9 @@ class HealthResponse(MessagesResponse):
     health: Health = Field(default_factory=Health)
 
 
-class ErrorResponse(_Response):
-    """The body of every error: ``{"error": ["<message>", ...]}`` (REFERENCE.md, "The wire as
-    production serves it": no ``messages`` wrapper)."""
-
-    error: list[str]
+#: The body of every error: ``{"error": ["<message>", ...]}`` (REFERENCE.md, "The wire as
+#: production serves it": no ``messages`` wrapper); the kit's, shared by every backend.
+ErrorResponse = ErrorBody
 
 
 class LogLine(_Response):

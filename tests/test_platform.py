@@ -50,6 +50,7 @@ async def test_printed_curl_example_works(
 def test_cli_runs_a_job_through_the_gateway(platform: PlatformServices, tool: Tool) -> None:
     run = toolforge(
         tool, "jobs", "run", "hello", "--command", "echo hello from e2e", "--image", "python3.11",
+        "--no-filelog",
         "--wait", "90",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

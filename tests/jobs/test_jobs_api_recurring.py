@@ -125,7 +125,12 @@ async def test_continuous_job_with_port_and_http_health_check(
         container = deployment.spec.template.spec.containers[0]
         assert container.startup_probe.http_get.path == "/"
         assert container.liveness_probe.http_get.port == 8000
-        assert {e.name: e.value for e in container.env} == {"PORT": "8000"}
+        home = f"/data/project/{module_tool.name}"
+        assert {e.name: e.value for e in container.env} == {
+            "PORT": "8000",
+            "HOME": home,
+            "TOOL_DATA_DIR": home,
+        }
         service = await core.read_namespaced_service("web", module_tool.namespace)
         assert service.spec.type == "ClusterIP"
         assert [(p.port, p.protocol) for p in service.spec.ports] == [(8000, "TCP")]

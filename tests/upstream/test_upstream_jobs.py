@@ -53,7 +53,8 @@ def grid(stdout: str) -> dict[str, str]:
     for line in stdout.splitlines():
         if not line.startswith("|"):
             continue
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        # "| key | value |": keys have no "|", values may (a shell pipe)
+        cells = [cell.strip() for cell in line.strip()[1:-1].split("|", 1)]
         if len(cells) != 2:
             continue
         if cells[0]:

@@ -46,6 +46,7 @@ from toolforge_jobs.builders import (
     image_of,
     job_from_objects,
     manual_job_from_cronjob,
+    resolve_filelog_paths,
     schedule_actual_of,
 )
 from toolforge_jobs.cache import SELECTIONS, ObjectCache
@@ -350,8 +351,8 @@ class JobsService:
             ) from exc
         return context
 
-    async def _prepare(self, tool: str, spec: JobSpec) -> tuple[list[Obj], Obj | None]:
-        """The objects to create for ``spec`` and the existing job of that name.
+    async def _prepare(self, tool: str, spec: JobSpec) -> tuple[list[Obj], Obj | None, ToolContext]:
+        """The objects to create for ``spec``, the existing job of that name and the tool.
 
         Raises:
             BadRequestError: ``mount: none`` on a standard image (upstream's message).
@@ -368,7 +369,7 @@ class JobsService:
         )
         image = images.resolve(spec.imagename)
         check_limits(spec, limit_range)
-        return build_objects(spec, context, image.image), existing
+        return build_objects(spec, context, image.image), existing, context
 
     async def _create_objects(self, tool: str, objects: list[Obj]) -> Obj:
         """Create ``objects`` in order (a Service becomes owned by the Deployment before it, so
@@ -419,7 +420,7 @@ class JobsService:
             ConflictError: a job of that name exists and is not a finished one-off job.
             JobSpecError: see :meth:`_prepare`.
         """
-        objects, existing = await self._prepare(tool, spec)
+        objects, existing, _ = await self._prepare(tool, spec)
         info: list[str] = []
         if existing is not None:
             if existing.get("kind") == "Job" and await self._has_ended(tool, existing):
@@ -436,7 +437,7 @@ class JobsService:
         ``(job_changed, message)`` with upstream's messages (REFERENCE.md, "The wire as
         production serves it"): ``Job x created``, ``Job x was updated in storage and
         runtime`` or ``Job x is already up to date``."""
-        objects, existing = await self._prepare(tool, spec)
+        objects, existing, context = await self._prepare(tool, spec)
         if existing is None:
             await self._create_objects(tool, objects)
             return True, f"Job {spec.name} created"
@@ -446,7 +447,7 @@ class JobsService:
             current = None
         if (
             current is not None
-            and specs_equal(current, spec)
+            and specs_equal(_with_log_files(current, context), _with_log_files(spec, context))
             and image_of(existing) == image_of(objects[0])
         ):
             return False, f"Job {spec.name} is already up to date"
@@ -571,3 +572,13 @@ class JobsService:
 
 async def _none() -> None:
     return None
+
+
+def _with_log_files(spec: JobSpec, context: ToolContext) -> JobSpec:
+    """``spec`` with its filelog files as the absolute paths they resolve to, so that
+    ``out.log``, ``/data/project/<tool>/out.log`` and, for the defaults, no path at all compare
+    equal (a client that sends back what ``show`` answered changes nothing)."""
+    paths = resolve_filelog_paths(spec, context)
+    if paths is None:
+        return spec
+    return spec.model_copy(update={"filelog_stdout": paths[0], "filelog_stderr": paths[1]})

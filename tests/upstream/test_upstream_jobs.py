@@ -405,6 +405,21 @@ def test_error_paths(upstream: Upstream) -> None:
         upstream.jobs("run", "bad", "--command", "true", "--image", "bookworm", "--mem", "64Gi"),
         "memory 64Gi is above the maximum",
     )
+    # not available here yet (docs/compatibility.md): publishing and the webservice job type
+    refused(
+        upstream.jobs(
+            "run",
+            "pub",
+            "--command",
+            "true",
+            "--image",
+            "bookworm",
+            "--continuous",
+            "--publish",
+        ),
+        "publish",
+    )
+    refused(upstream.jobs("run", "--webservice", "--image", "python3.11"), "job_type")
     ok(upstream.jobs("run", "twice", "--command", "sleep 600", "--image", "bookworm"))
     refused(
         upstream.jobs("run", "twice", "--command", "sleep 600", "--image", "bookworm"),

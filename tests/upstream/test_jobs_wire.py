@@ -89,6 +89,20 @@ def test_status_duration_is_a_string(tool_http: httpx.Client, tool: Tool) -> Non
     assert duration.endswith("s"), duration
 
 
+def _without_status(body: dict[str, Any]) -> dict[str, Any]:
+    """An answer without the parts that change while a job starts (its status)."""
+    status = {"status", "status_short", "status_long"}
+
+    def strip(job: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in job.items() if k not in status}
+
+    if "jobs" in body:
+        return {**body, "jobs": [strip(job) for job in body["jobs"]]}
+    if "job" in body:
+        return {**body, "job": strip(body["job"])}
+    return body
+
+
 def test_routes_answer_with_a_trailing_slash_without_redirect(
     tool_http: httpx.Client, tool: Tool
 ) -> None:
@@ -97,7 +111,7 @@ def test_routes_answer_with_a_trailing_slash_without_redirect(
         plain, slashed = tool_http.get(path), tool_http.get(path + "/")
         assert slashed.status_code == 200, (path, slashed.status_code, slashed.text)
         assert "location" not in slashed.headers
-        assert plain.json() == slashed.json() or path.endswith("/once")
+        assert _without_status(plain.json()) == _without_status(slashed.json())
     deleted = tool_http.delete(f"{_jobs(tool)}/once/")
     assert deleted.status_code == 200, deleted.text
 

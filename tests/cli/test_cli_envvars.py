@@ -225,9 +225,9 @@ def test_create_asks_for_the_value_on_a_terminal_without_echoing_it(
 @pytest.mark.parametrize(
     ("status", "message"),
     [
-        (400, "name 'bad' is not valid: use upper-case letters, digits and _"),
+        (400, "name: String should match pattern '^[A-Z][A-Z_0-9]{2,}[A-Z0-9]$'"),
         (400, "name 'HOME' is reserved: the platform sets it in tool pods"),
-        (400, "value must not be empty"),
+        (400, "value: String should have at least 1 character"),
         (409, "the tool has 100 of 100 variables; delete one first"),
     ],
 )

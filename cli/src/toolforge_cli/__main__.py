@@ -25,7 +25,9 @@ app = typer.Typer(
 variables through the API gateway.
 
 Connection (options > environment > defaults):
-  API URL      --api-url, TOOLFORGE_API_URL; default {DEFAULT_API_URL} (local `make run`)
+  API URL      --api-url, TOOLFORGE_API_URL, then where upstream's clients look:
+               TOOL_TOOLFORGE_API_URL, api_gateway.url in ~/.config/toolforge.yaml,
+               ~/.toolforge.yaml, /etc/toolforge/common.yaml; default {DEFAULT_API_URL}
   certificate  --cert/--key, TOOLFORGE_CERT/TOOLFORGE_KEY; default ~/.toolskube/client.crt/.key
   CA           --ca, TOOLFORGE_CA; default: the cluster CA of ~/.kube/config ($KUBECONFIG)
 The tool is the CN of the client certificate (CN=<tool>,O=toolforge).
@@ -55,7 +57,8 @@ def root(
         typer.Option(
             "--api-url",
             metavar="URL",
-            help=f"Gateway base URL (env TOOLFORGE_API_URL, default {DEFAULT_API_URL}).",
+            help="Gateway base URL (env TOOLFORGE_API_URL, then TOOL_TOOLFORGE_API_URL or "
+            f"api_gateway.url in ~/.toolforge.yaml as upstream; default {DEFAULT_API_URL}).",
         ),
     ] = None,
     cert: Annotated[

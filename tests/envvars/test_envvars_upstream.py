@@ -53,11 +53,12 @@ def refused(result: UpstreamResult, message: str) -> None:
 
 
 def rows(stdout: str) -> dict[str, str]:
-    """``{name: value}`` of the client's ``name value`` table (lines before the header, such
-    as the API's info messages, left out; one-line values)."""
+    """``{name: first line of the value}`` of the client's ``name value`` table: lines
+    before the header (the API's info messages) left out; a row starts at column 0, the
+    further lines of a multi-line value are indented."""
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split() == ["name", "value"])
-    return dict(line.split(None, 1) for line in lines[header + 1 :] if line.strip())
+    return dict(line.split(None, 1) for line in lines[header + 1 :] if line[:1].strip())
 
 
 def test_every_command_and_flag(upstream: Upstream, tool: Tool) -> None:  # noqa: F811

@@ -251,18 +251,23 @@ def test_delete_asks_and_a_no_sends_nothing(home: Home, gateway: RecordedGateway
             result.stderr
         )
         assert "Aborting at user's request" in result.stderr
-        assert "Name" not in result.stdout  # (CliRunner echoes the typed answer to stdout)
+        assert result.stdout == ""
     assert gateway.requests == []
 
 
 def test_delete_after_yes_prints_the_last_value(home: Home, gateway: RecordedGateway) -> None:
     answer = envvar_answer("API_TOKEN", SECRET_VALUE, "Envvar 'API_TOKEN' deleted")
     gateway.on("DELETE", "/envvars/API_TOKEN", answer)
+    result = run_cli(
+        ["envvars", "delete", "API_TOKEN", "-o", "json"], clean_env(home), stdin="yes\n"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == answer  # stdout holds the result only
     result = run_cli(["envvars", "delete", "API_TOKEN"], clean_env(home), stdin="y\n")
     assert result.exit_code == 0, result.stderr
     assert table_rows(result.stdout) == {"API_TOKEN": SECRET_VALUE}
     assert "Deleted API_TOKEN, here is its last value:" in result.stderr
-    assert gateway.sent() == [("DELETE", f"{BASE}/envvars/API_TOKEN", {}, None)]
+    assert gateway.sent() == [("DELETE", f"{BASE}/envvars/API_TOKEN", {}, None)] * 2
 
 
 def test_delete_yes_im_sure_does_not_ask(home: Home, gateway: RecordedGateway) -> None:

@@ -66,7 +66,8 @@ def rows(stdout: str) -> dict[str, str]:
     the further lines of a multi-line value are indented)."""
     lines = stdout.splitlines()
     assert lines[0].split() == ["Name", "Value"], stdout
-    return dict(line.split(None, 1) for line in lines[2:] if line[:1].strip())
+    cells = [line.split(None, 1) for line in lines[2:] if line[:1].strip()]
+    return {name: value.rstrip() for name, value in cells}  # the table pads the last column
 
 
 def test_every_command_and_flag(platform: PlatformServices, tool: Tool) -> None:

@@ -58,7 +58,8 @@ def rows(stdout: str) -> dict[str, str]:
     further lines of a multi-line value are indented."""
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split() == ["name", "value"])
-    return dict(line.split(None, 1) for line in lines[header + 1 :] if line[:1].strip())
+    cells = [line.split(None, 1) for line in lines[header + 1 :] if line[:1].strip()]
+    return {name: value.rstrip() for name, value in cells}  # the table pads the last column
 
 
 def test_every_command_and_flag(upstream: Upstream, tool: Tool) -> None:  # noqa: F811

@@ -33,7 +33,15 @@ from toolforge_cli.envvarsview import envvars_table, quota_table
 from toolforge_cli.errors import UserError
 from toolforge_cli.output import err, handle_errors, out
 
-__all__ = ["ABORTED", "NO_ENVVARS", "VALUE_PROMPT", "app", "read_value", "stdin_is_terminal"]
+__all__ = [
+    "ABORTED",
+    "NO_ENVVARS",
+    "VALUE_PROMPT",
+    "app",
+    "ask_yes",
+    "read_value",
+    "stdin_is_terminal",
+]
 
 app = typer.Typer(
     help="""Manage the tool's environment variables: secrets its jobs get.
@@ -222,18 +230,28 @@ def delete(
 
 
 def _confirm_delete(name: str) -> None:
-    """Ask on stderr; anything but yes (also end of input) -> :data:`ABORTED`, exit 1."""
+    """Ask on stderr; anything but yes -> :data:`ABORTED`, exit 1 (Ctrl-C: 130)."""
     with handle_errors():
-        try:
-            sure = typer.confirm(
-                f"Are you sure you want to delete {name}? (this can't be undone)",
-                default=False,
-                err=True,
-            )
-        except typer.Abort:  # end of input, Ctrl-C
-            sure = False
-        if not sure:
+        if not ask_yes(f"Are you sure you want to delete {name}? (this can't be undone)"):
             raise UserError(ABORTED, hint="pass --yes-im-sure to delete without a question")
+
+
+def ask_yes(question: str) -> bool:
+    """``question [y/N]: `` on stderr, the answer from stdin: ``y``/``yes`` -> True;
+    ``n``/``no``/empty/end of input -> False; anything else is asked again.
+
+    Not ``typer.confirm``: click writes the prompt's last character to stdout (for readline),
+    which would reach the results of ``delete -o json > file``.
+    """
+    while True:
+        err.print(Text(f"{question} [y/N]: "), end="")
+        line = sys.stdin.readline()
+        answer = line.strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if not line or answer in ("", "n", "no"):
+            return False
+        err.print(Text("Error: invalid input"))
 
 
 @app.command(epilog="Examples:\n  toolforge envvars quota\n  toolforge envvars quota --json")

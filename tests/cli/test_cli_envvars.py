@@ -222,6 +222,15 @@ def test_create_asks_for_the_value_on_a_terminal_without_echoing_it(
     assert "typed-s3cret" not in result.stdout + result.stderr
 
 
+def test_end_of_input_at_the_prompt_is_an_interruption(
+    home: Home, gateway: RecordedGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(envvars, "stdin_is_terminal", lambda: True)
+    result = run_cli(["envvars", "create", "API_TOKEN"], clean_env(home), stdin="")
+    assert result.exit_code == 130
+    assert gateway.requests == []
+
+
 @pytest.mark.parametrize(
     ("status", "message"),
     [

@@ -86,7 +86,10 @@ def read_value() -> str:
     asked again when empty), else all of stdin exactly as it came (a trailing newline
     included, as upstream; pipe with ``printf %s`` to leave it out)."""
     if stdin_is_terminal():
-        value: str = typer.prompt(VALUE_PROMPT, hide_input=True, err=True)
+        try:
+            value: str = typer.prompt(VALUE_PROMPT, hide_input=True, err=True)
+        except typer.Abort:  # Ctrl-C or end of input at the prompt: interrupted (exit 130)
+            raise KeyboardInterrupt from None
         return value
     return sys.stdin.read()
 

@@ -55,7 +55,7 @@ def test_failing_command_shows_its_exit_code(platform: PlatformServices, tool: T
 
 def test_scheduled_job_runs_now_on_restart(platform: PlatformServices, tool: Tool) -> None:
     run = toolforge(
-        tool, "jobs", "run", "nightly", "--image", "python3.11",
+        tool, "jobs", "run", "nightly", "--image", "python3.11", "--no-filelog",
         "--command", "echo tick", "--schedule", "@daily",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -126,7 +126,7 @@ def test_dump_then_load_is_a_no_op_and_a_change_updates(
     load = toolforge(tool, "jobs", "load", str(jobs_yaml))
     assert load.returncode == 0, load.stderr
     assert _show(tool, "b")["memory"] == "256Mi"
-    assert _show(tool, "a")["memory"] == "512Mi"
+    assert _show(tool, "a")["memory"] == "0.5Gi"  # the default
 
 
 def test_quota_exhaustion_gives_the_quota_message(platform: PlatformServices, tool: Tool) -> None:

@@ -16,6 +16,19 @@ from pathlib import Path
 import pytest
 from cli.harness import CliPKI, Home, make_cli_pki, make_home
 
+from toolforge_cli import upstreamconfig
+
+
+@pytest.fixture(autouse=True)
+def _no_system_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Upstream's system-wide configuration (``/etc/toolforge/common.yaml``) is read from an
+    empty directory: the machine's own does not reach the tests."""
+    monkeypatch.setattr(
+        upstreamconfig, "SYSTEM_CONFIG_DIR", tmp_path_factory.mktemp("etc-toolforge")
+    )
+
 
 @pytest.fixture(scope="session")
 def cli_pki(tmp_path_factory: pytest.TempPathFactory) -> CliPKI:

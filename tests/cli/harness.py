@@ -86,20 +86,22 @@ class Home:
 
 
 def clean_env(home: Home, **extra: str) -> dict[str, str | None]:
-    """Environment for a CLI run as the tool of ``home``: HOME set, every TOOLFORGE_* and
-    KUBECONFIG of the developer's shell removed, ``extra`` added."""
+    """Environment for a CLI run as the tool of ``home``: HOME set, every TOOLFORGE_*,
+    KUBECONFIG, TOOL_TOOLFORGE_API_URL and XDG_CONFIG_HOME of the developer's shell removed,
+    ``extra`` added."""
+    own = ("KUBECONFIG", "TOOL_TOOLFORGE_API_URL", "XDG_CONFIG_HOME")
     env: dict[str, str | None] = {
-        k: None for k in os.environ if k.startswith("TOOLFORGE_") or k == "KUBECONFIG"
+        k: None for k in os.environ if k.startswith("TOOLFORGE_") or k in own
     }
     env["HOME"] = str(home.path)
     env.update(extra)
     return env
 
 
-def run_cli(args: list[str], env: Mapping[str, str | None]) -> Result:
+def run_cli(args: list[str], env: Mapping[str, str | None], *, stdin: str | None = None) -> Result:
     """Run ``toolforge <args>`` in this process with Typer's CliRunner (stdout and stderr
-    apart)."""
-    return CliRunner().invoke(app, args, env=dict(env), catch_exceptions=False)
+    apart); ``stdin`` is what the command reads (not a terminal)."""
+    return CliRunner().invoke(app, args, env=dict(env), input=stdin, catch_exceptions=False)
 
 
 def closed_port_url() -> str:

@@ -271,9 +271,10 @@ def test_run_flags_reach_the_job_and_dump_then_load_changes_nothing(
     ok(tool, "jobs", "run", "daily", "--command", "./daily.sh", "--image", "bookworm",
        "--schedule", "@daily", "--timeout", "60", "-o", "d.out", "--emails", "onfailure",
        "--retry", "2")  # fmt: skip
+    # --mount all: none is only for build service images (400 on a standard image)
     ok(tool, "jobs", "run", "check", "--command", "sleep 600", "--image", "python3.11",
        "--continuous", "--health-check-script", "true", "--mem", "200Mi", "--cpu", "0.25",
-       "--mount", "none")  # fmt: skip
+       "--mount", "all")  # fmt: skip
     dns, daily, check = show(tool, "dns"), show(tool, "daily"), show(tool, "check")
     assert (dns["job_type"], dns["port"], dns["port_protocol"], dns["replicas"]) == (
         "continuous", 5353, "udp", 2,
@@ -282,7 +283,7 @@ def test_run_flags_reach_the_job_and_dump_then_load_changes_nothing(
     assert (daily["timeout"], daily["filelog"], daily["filelog_stdout"]) == (60, True, "d.out")
     assert (daily["emails"], daily["retry"]) == ("onfailure", 2)
     assert check["health_check"] == {"type": "script", "script": "true"}
-    assert (check["memory"], check["cpu"], check["mount"]) == ("200Mi", "0.25", "none")
+    assert (check["memory"], check["cpu"], check["mount"]) == ("200Mi", "0.25", "all")
 
     dumped = tmp_path / "dump.yaml"
     to_file = ok(tool, "jobs", "dump", "-f", str(dumped))
@@ -344,6 +345,7 @@ def test_wait_reports_a_job_deleted_while_it_waits(platform: PlatformServices, t
 
 def test_logs_in_both_formats_and_the_last_lines(platform: PlatformServices, tool: Tool) -> None:
     ok(tool, "jobs", "run", "three", "--image", "python3.11", "--wait", "120", *SMALL,
+       "--no-filelog",
        "--command", "python3 -c 'for i in range(3): print(f\"line {i}\")'")  # fmt: skip
     plain = ok(tool, "jobs", "logs", "three").stdout.splitlines()
     matches = [LOG_LINE.match(line) for line in plain]
@@ -360,7 +362,8 @@ def test_logs_in_both_formats_and_the_last_lines(platform: PlatformServices, too
 def test_logs_follow_prints_lines_as_they_come_until_the_job_ends(
     platform: PlatformServices, tool: Tool
 ) -> None:
-    ok(tool, "jobs", "run", "gated", "--command", GATED, "--image", "python3.11", *SMALL)
+    ok(tool, "jobs", "run", "gated", "--command", GATED, "--image", "python3.11", *SMALL,
+       "--no-filelog")  # fmt: skip
     wait_for_log(tool, "gated", "first")
     proc = popen(tool, "jobs", "logs", "gated", "-f")
     try:
@@ -379,7 +382,8 @@ def test_logs_follow_prints_lines_as_they_come_until_the_job_ends(
 def test_ctrl_c_while_following_logs_exits_130_quietly(
     platform: PlatformServices, tool: Tool
 ) -> None:
-    ok(tool, "jobs", "run", "gated", "--command", GATED, "--image", "python3.11", *SMALL)
+    ok(tool, "jobs", "run", "gated", "--command", GATED, "--image", "python3.11", *SMALL,
+       "--no-filelog")  # fmt: skip
     wait_for_log(tool, "gated", "first")
     proc = popen(tool, "jobs", "logs", "gated", "--follow", default_sigint=True)
     try:
@@ -401,6 +405,7 @@ def test_a_reader_that_closes_the_pipe_ends_the_program_quietly(
     # CLI is still writing when the reader goes away.
     command = 'python3 -c \'for i in range(5000): print(f"{i:05} " + 60 * "x")\''
     ok(tool, "jobs", "run", "chatty", "--image", "python3.11", "--wait", "120", *SMALL,
+       "--no-filelog",
        "--command", command)  # fmt: skip
     assert len(ok(tool, "jobs", "logs", "chatty").stdout) > 4 * 2**16
     proc = popen(tool, "jobs", "logs", "chatty", text=False)

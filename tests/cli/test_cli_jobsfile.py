@@ -320,16 +320,18 @@ SPECS: list[dict[str, Any]] = [
 
 
 def api_job(spec_body: dict[str, Any]) -> dict[str, Any]:
-    """A job as GET /jobs returns it (the jobs API's Job model, normalised)."""
+    """A job as ``GET /jobs?include_unset=false`` (what ``dump`` asks for) returns it: the
+    jobs API's own wire form (:meth:`Job.wire`)."""
     spec = JobSpec.model_validate(spec_body)
     return Job.from_spec(
         spec,
         image="registry.local/toolforge/bookworm:stable",
+        image_state="stable",
         status=JobStatus(short="running"),
         status_short="Running",
         status_long="Running",
         schedule_actual="42 * * * *" if spec.schedule == "@hourly" else spec.schedule,
-    ).model_dump(mode="json")
+    ).wire(tool="tf-test", include_unset=False)
 
 
 @pytest.mark.parametrize("spec_body", SPECS, ids=[s["name"] for s in SPECS])

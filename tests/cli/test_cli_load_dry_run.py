@@ -149,7 +149,7 @@ def test_dry_run_shows_the_diff_and_changes_nothing(
     after = toolforge(tool, "jobs", "show", "daily", "-o", "json")
     assert after.returncode == 0, after.stderr
     job_before, job_after = json.loads(before.stdout)["job"], json.loads(after.stdout)["job"]
-    assert (job_after["memory"], job_after["schedule"]) == ("512Mi", "@daily")
+    assert (job_after["memory"], job_after["schedule"]) == ("0.5Gi", "@daily")  # the default
     assert {k: v for k, v in job_after.items() if k != "status"} == {
         k: v for k, v in job_before.items() if k != "status"
     }
@@ -159,7 +159,9 @@ def test_dry_run_shows_the_diff_and_changes_nothing(
     # and loading for real does what the dry run said
     loaded = toolforge(tool, "jobs", "load", str(jobs_file))
     assert loaded.returncode == 0, loaded.stderr
-    # the API's own words, as upstream's client prints them
-    assert loaded.stdout.splitlines() == ["Job 'daily' updated", "Job 'extra' created"]
+    assert loaded.stdout.splitlines() == [  # the API's own words, as upstream prints them
+        "Job daily was updated in storage and runtime",
+        "Job extra created",
+    ]
     again = toolforge(tool, "jobs", "load", str(jobs_file), "--dry-run")
     assert again.stdout.split() == ["unchanged", "daily", "unchanged", "extra"]

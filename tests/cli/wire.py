@@ -226,6 +226,29 @@ PRODUCTION_BUILD_QUOTA: dict[str, Any] = {
 }
 
 
+#: The envvars API's answers (REFERENCE.md, "Envvars"; the shapes ``toolforge-envvars``
+#: 0.0.16 reads): a long value (60 characters), one with a tab and a newline.
+LONG_VALUE = "x" * 45 + "0123456789abcde"
+SECRET_VALUE = "s3cr3t-t0ken"  # noqa: S105 - a recorded value, no real secret
+ENVVARS_LIST: dict[str, Any] = {
+    "envvars": [
+        {"name": "API_TOKEN", "value": SECRET_VALUE},
+        {"name": "LONG_ONE", "value": LONG_VALUE},
+        {"name": "MULTI_LINE", "value": "a\tb\nc\n"},
+    ],
+    "messages": NO_MESSAGES,
+}
+ENVVARS_QUOTA: dict[str, Any] = {"quota": {"quota": 100, "used": 3}, "messages": NO_MESSAGES}
+
+
+def envvar_answer(name: str, value: str, *info: str) -> dict[str, Any]:
+    """``{envvar: {name, value}, messages}`` with ``info`` messages."""
+    return {
+        "envvar": {"name": name, "value": value},
+        "messages": {"info": list(info), "warning": [], "error": []},
+    }
+
+
 def production_error(*texts: str) -> dict[str, Any]:
     """Production's error body: ``{"error": [...]}`` at the top level."""
     return {"error": list(texts)}
@@ -258,7 +281,7 @@ class RecordedGateway:
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         path = request.url.path
-        for prefix in ("/jobs/v1/tool/alice", "/builds/v1/tool/alice"):
+        for prefix in ("/jobs/v1/tool/alice", "/builds/v1/tool/alice", "/envvars/v1/tool/alice"):
             if path.startswith(prefix):
                 path = path[len(prefix) :]
                 break

@@ -52,11 +52,12 @@ def client_with(api: JobsAPI, cert: Path, key: Path, **kwargs: Any) -> httpx.Asy
 
 
 def envelope(response: httpx.Response) -> list[str]:
+    """The messages of an error body, which must be production's ``{"error": [...]}``."""
     body = response.json()
-    assert set(body) == {"messages"}, body
-    assert body["messages"]["info"] == body["messages"]["warning"] == []
-    errors: list[str] = body["messages"]["error"]
+    assert set(body) == {"error"}, body
+    errors: list[str] = body["error"]
     assert errors
+    assert all(isinstance(e, str) for e in errors)
     return errors
 
 
@@ -65,7 +66,7 @@ async def test_health_metrics_and_openapi_need_no_identity(api: JobsAPI) -> None
         health = await client.get("/v1/healthz")
         assert health.status_code == 200
         assert health.json() == {
-            "status": "OK",
+            "health": {"status": "OK", "message": "OK"},
             "messages": {"info": [], "warning": [], "error": []},
         }
         for path in ("/metrics", "/v1/metrics"):
@@ -180,6 +181,51 @@ async def test_query_validation_and_routing_errors_use_the_envelope(api: JobsAPI
         response = await client.put("/v1/tool/alice/jobs")
         assert response.status_code == 405
         envelope(response)
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/v1/tool/alice/jobs", "DELETE, GET, PATCH, POST"),
+        ("/v1/tool/alice/jobs/", "DELETE, GET, PATCH, POST"),
+        ("/v1/tool/alice/jobs/x", "DELETE, GET"),
+        ("/v1/tool/alice/jobs/x/restart", "POST"),
+        ("/v1/tool/alice/jobs/x/restart/", "POST"),
+        ("/v1/tool/alice/jobs/x/logs", "GET"),
+        ("/v1/tool/alice/images", "GET"),
+        ("/v1/healthz", "GET"),
+    ],
+)
+async def test_405_and_options_list_every_method_of_the_path(
+    api: JobsAPI, path: str, methods: str
+) -> None:
+    """Starlette would list only the methods of the first route it tried (issue 13: the fuzzer
+    saw ``Allow: GET`` on a path that takes four methods); OPTIONS is one of the methods no
+    route serves."""
+    async with api.client("alice") as client:
+        for method in ("OPTIONS", "PUT", "TRACE", "HEAD"):
+            response = await client.request(method, path)
+            assert response.status_code == 405, (method, path, response.text)
+            assert response.headers["allow"] == methods, response.text
+            if method != "HEAD":  # a HEAD answer has no body
+                assert envelope(response) == ["Method Not Allowed"]
+
+
+async def test_every_route_answers_with_and_without_a_trailing_slash(api: JobsAPI) -> None:
+    """No redirect (the upstream client calls ``/jobs/``, ``/images/``, ``/quotas/``): the
+    answer itself, from the same route (here the 503 of the unreachable apiserver, or the
+    healthz body)."""
+    async with api.client("alice") as client:
+        for path in ("/v1/tool/alice/jobs", "/v1/tool/alice/jobs/x", "/v1/tool/alice/quotas"):
+            plain, slashed = await client.get(path), await client.get(path + "/")
+            assert plain.status_code == slashed.status_code == 503, (path, slashed.text)
+            assert "location" not in slashed.headers
+            assert plain.json() == slashed.json()
+        healthz = await client.get("/v1/healthz/")
+        assert healthz.status_code == 200
+        assert healthz.json()["health"]["status"] == "OK"
+        response = await client.delete("/v1/tool/alice/jobs/")
+        assert response.status_code == 503  # DELETE (flush) reached, not a 405 or redirect
 
 
 async def test_requests_are_counted_by_route_template(api: JobsAPI) -> None:

@@ -137,7 +137,9 @@ async def test_list_reads_its_own_writes_from_the_cache(
         response = await client.patch(
             f"/v1/tool/{tool}/jobs", json={**scheduled("ryw-a"), "schedule": "0 0 2 1 *"}
         )
-        assert response.json()["messages"]["info"] == ["Job 'ryw-a' updated"], response.text
+        assert response.json()["messages"]["info"] == [
+            "Job ryw-a was updated in storage and runtime"
+        ], response.text
         listed = (await client.get(f"/v1/tool/{tool}/jobs")).json()["jobs"]
         assert [j["schedule"] for j in listed if j["name"] == "ryw-a"] == ["0 0 2 1 *"]
 

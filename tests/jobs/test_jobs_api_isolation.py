@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import pytest_asyncio
 from jobs.support import JobsAPI, onboarded_tool, wait_for
@@ -42,7 +43,12 @@ async def b_job(jobs_api: JobsAPI, other_tool: Tool) -> str:
     async with jobs_api.client(other_tool.name) as client:
         response = await client.post(
             f"/v1/tool/{other_tool.name}/jobs",
-            json={"name": "secret", "cmd": "sleep 3600", "imagename": "bookworm"},
+            json={
+                "name": "secret",
+                "cmd": "echo started; sleep 3600",
+                "imagename": "bookworm",
+                "filelog": False,  # the pod log is read below
+            },
         )
         assert response.status_code == 201, response.text
 
@@ -70,7 +76,7 @@ async def test_a_cannot_reach_b_through_the_api(
         ]:
             response = await client.request(method, path)
             assert response.status_code == 403, (method, path, response.text)
-            assert response.json()["messages"]["error"] == [
+            assert response.json()["error"] == [
                 f"tool {module_tool.name!r} may not act on tool {other_tool.name!r}"
             ]
         # under its own path, A simply has no such job
@@ -115,8 +121,16 @@ async def test_impersonation_confines_the_service(
     pods = await core.list_namespaced_pod(other_tool.namespace, _headers=as_b)  # type: ignore[call-arg]
     assert [p.metadata.labels["app.kubernetes.io/name"] for p in pods.items] == [b_job]
     async with jobs_api.client(other_tool.name) as client:
-        logs = await client.get(f"/v1/tool/{other_tool.name}/jobs/{b_job}/logs")
+        logs = await wait_for(
+            lambda: _logs_of(client, other_tool, b_job), "the job's first line", timeout=60
+        )
         assert logs.status_code == 200
+
+
+async def _logs_of(client: httpx.AsyncClient, tool: Tool, job: str) -> httpx.Response | None:
+    """The job's log answer once it has a line (404 "no logs available" until then)."""
+    response = await client.get(f"/v1/tool/{tool.name}/jobs/{job}/logs")
+    return response if response.status_code != 404 else None
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ async def test_bad_input_is_refused_naming_the_field(
                 method, f"/v1/tool/{module_tool.name}/jobs", json={**BASE, **fields}
             )
             assert response.status_code == status, response.text
-            errors = response.json()["messages"]["error"]
+            errors = response.json()["error"]
             assert len(errors) == 1, errors
             assert errors[0].startswith(start), errors
             assert words in errors[0]
@@ -69,8 +69,16 @@ async def test_images_list(jobs_api: JobsAPI, module_tool: Tool) -> None:
         response = await client.get(f"/v1/tool/{module_tool.name}/images")
     assert response.status_code == 200
     assert response.json()["images"] == [
-        {"shortname": "bookworm", "image": "registry.local/toolforge/bookworm:stable"},
-        {"shortname": "python3.11", "image": "registry.local/toolforge/python3.11:stable"},
+        {
+            "shortname": "bookworm",
+            "image": "registry.local/toolforge/bookworm:stable",
+            "aliases": ["tf-bookworm"],
+        },
+        {
+            "shortname": "python3.11",
+            "image": "registry.local/toolforge/python3.11:stable",
+            "aliases": ["tf-python311", "python3"],
+        },
     ]
 
 
@@ -79,13 +87,17 @@ async def test_quotas_in_human_units(jobs_api: JobsAPI, module_tool: Tool) -> No
         response = await client.get(f"/v1/tool/{module_tool.name}/quotas")
     assert response.status_code == 200, response.text
     categories = {
-        c["name"]: {i["name"]: (i["limit"], i["used"]) for i in c["items"]}
+        c["name"]: {i["name"]: (i["limit"], i.get("used")) for i in c["items"]}
         for c in response.json()["quota"]["categories"]
     }
     assert categories["Running jobs"]["CPU"][0] == "2"
     assert categories["Running jobs"]["Memory"][0] == "6Gi"
     assert categories["Running jobs"]["Total running jobs at once (Kubernetes pods)"][0] == "10"
     assert categories["Per-job limits"] == {"CPU": ("1", None), "Memory": ("4Gi", None)}
+    per_job = next(
+        c for c in response.json()["quota"]["categories"] if c["name"] == "Per-job limits"
+    )
+    assert all("used" not in item for item in per_job["items"])  # absent, not null
     assert categories["Job definitions"]["Services"][0] == "5"
     assert categories["Job definitions"]["Cron jobs"][0] == "50"
 
@@ -160,7 +172,7 @@ async def test_halfway_failure_leaves_nothing_behind(
             )
             response = await client.request(method, path, json=spec)
             assert response.status_code == 403, response.text
-            message = response.json()["messages"]["error"][0]
+            message = response.json()["error"][0]
             assert "exceeded quota" in message
             assert "services" in message
             # the Deployment was created, then deleted again after the Service failed
@@ -202,7 +214,7 @@ async def test_objects_edited_by_hand_do_not_break_the_list(
         ]
         shown = await client.get(f"{path}/edited")
         assert shown.status_code == 409
-        assert "changed outside the jobs API" in shown.json()["messages"]["error"][0]
+        assert "changed outside the jobs API" in shown.json()["error"][0]
         # it can still be deleted, and flush removes everything
         assert (await client.delete(f"{path}/edited")).status_code == 200
         assert (await client.delete(path)).status_code == 200

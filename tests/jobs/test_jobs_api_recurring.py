@@ -58,6 +58,7 @@ async def test_scheduled_job_waits_and_restart_runs_it_now(
         "cmd": "python3 -c \"print('scheduled run')\"",
         "imagename": "python3",  # an alias of python3.11
         "schedule": "@daily",
+        "filelog": False,  # on by default for a standard image; here the pod log is read
     }
     async with jobs_api.client(module_tool.name) as client:
         response = await client.post(f"/v1/tool/{module_tool.name}/jobs", json=spec)
@@ -124,7 +125,12 @@ async def test_continuous_job_with_port_and_http_health_check(
         container = deployment.spec.template.spec.containers[0]
         assert container.startup_probe.http_get.path == "/"
         assert container.liveness_probe.http_get.port == 8000
-        assert {e.name: e.value for e in container.env} == {"PORT": "8000"}
+        home = f"/data/project/{module_tool.name}"
+        assert {e.name: e.value for e in container.env} == {
+            "PORT": "8000",
+            "HOME": home,
+            "TOOL_DATA_DIR": home,
+        }
         service = await core.read_namespaced_service("web", module_tool.namespace)
         assert service.spec.type == "ClusterIP"
         assert [(p.port, p.protocol) for p in service.spec.ports] == [(8000, "TCP")]
@@ -195,17 +201,19 @@ async def test_patch_upserts(
         assert created.status_code == 200, created.text
         assert created.json() == {
             "job_changed": True,
-            "messages": {"info": ["Job 'worker' created"], "warning": [], "error": []},
+            "messages": {"info": ["Job worker created"], "warning": [], "error": []},
         }
         first = await apps.read_namespaced_deployment("worker", module_tool.namespace)
 
         same = await client.patch(path, json={**spec, "cpu": "0.1"})  # the same quantity
         assert same.json()["job_changed"] is False
-        assert same.json()["messages"]["info"] == ["Job 'worker' is already up to date"]
+        assert same.json()["messages"]["info"] == ["Job worker is already up to date"]
 
         updated = await client.patch(path, json={**spec, "memory": "256Mi"})
         assert updated.json()["job_changed"] is True
-        assert updated.json()["messages"]["info"] == ["Job 'worker' updated"]
+        assert updated.json()["messages"]["info"] == [
+            "Job worker was updated in storage and runtime"
+        ]
         assert (await show(client, module_tool, "worker"))["memory"] == "256Mi"
         second = await apps.read_namespaced_deployment("worker", module_tool.namespace)
         # replaced in place: the same Deployment, a new generation

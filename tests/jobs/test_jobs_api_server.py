@@ -61,7 +61,7 @@ def test_command_serves_and_shuts_down_on_sigterm(config: Path) -> None:
                 time.sleep(0.2)
         assert response is not None, "the server did not come up"
         assert response.status_code == 200
-        assert response.json()["status"] == "OK"
+        assert response.json()["health"]["status"] == "OK"
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)

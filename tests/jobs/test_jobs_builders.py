@@ -26,6 +26,7 @@ from toolforge_jobs.builders import (
     UnreadableJobError,
     build_objects,
     container_command,
+    container_env,
     deployment_restart_patch,
     image_of,
     job_from_objects,
@@ -118,9 +119,10 @@ CASES: dict[str, dict[str, Any]] = {
         "health_check": {"type": "script", "script": "test -f /tmp/alive"},
     },
     "mount-none": {
+        # mount: none is only for build service images (the service refuses it otherwise)
         "name": "sandbox",
         "cmd": "echo hello",
-        "imagename": "bookworm",
+        "imagename": "tool-tf-test/sandbox:latest",
         "mount": "none",
     },
 }
@@ -274,7 +276,11 @@ def test_udp_port_gets_a_service_but_no_probe(tool: ToolContext, image: str) -> 
     assert "startupProbe" not in container
     assert "livenessProbe" not in container
     assert container["ports"] == [{"containerPort": 53, "protocol": "UDP"}]
-    assert container["env"] == [{"name": "PORT", "value": "53"}]
+    assert container["env"] == [
+        {"name": "HOME", "value": "/data/project/tf-test"},
+        {"name": "TOOL_DATA_DIR", "value": "/data/project/tf-test"},
+        {"name": "PORT", "value": "53"},
+    ]
     assert service["spec"]["ports"] == [{"port": 53, "targetPort": 53, "protocol": "UDP"}]
 
 
@@ -293,8 +299,28 @@ def test_scheduled_job_uses_the_resolved_line(tool: ToolContext, image: str) -> 
 # --- commands and filelog paths ---
 
 
-def test_command_without_filelog_is_split_and_run_directly(tool: ToolContext) -> None:
-    spec = JobSpec(name="x", cmd="./run.sh --name 'a b' \"c d\"", imagename="bookworm")
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "echo one && echo two",
+        "for i in 1 2 3; do echo $i; done",
+        "seq 3 | tail -1",
+        "./run.sh --name 'a b' \"c d\"",
+    ],
+)
+def test_standard_image_runs_the_command_under_sh(tool: ToolContext, cmd: str) -> None:
+    """REFERENCE.md: the command of a standard image always runs under ``/bin/sh -c``, so
+    ``&&``, pipes and loops work as users write them (issue 13: ``for`` exited 128 when split)."""
+    spec = JobSpec(name="x", cmd=cmd, imagename="bookworm", filelog=False)
+    assert container_command(spec, tool) == ["/bin/sh", "-c", "--", cmd]
+
+
+def test_build_service_image_without_filelog_is_split_and_run_directly(tool: ToolContext) -> None:
+    spec = JobSpec(
+        name="x", cmd="./run.sh --name 'a b' \"c d\"", imagename="tool-tf-test/app:latest"
+    )
+    assert spec.mount == "none"
+    assert spec.filelog is False
     assert container_command(spec, tool) == ["./run.sh", "--name", "a b", "c d"]
 
 
@@ -303,8 +329,27 @@ def test_command_with_filelog_appends_to_files_in_home(tool: ToolContext) -> Non
     assert container_command(spec, tool) == [
         "/bin/sh",
         "-c",
-        "exec 1>>/data/project/tf-test/x.out; exec 2>>/data/project/tf-test/x.err; a && b",
+        "--",
+        "exec 1>>/data/project/tf-test/x.out;exec 2>>/data/project/tf-test/x.err;a && b",
     ]
+
+
+def test_filelog_is_on_by_default_for_a_standard_image(tool: ToolContext) -> None:
+    spec = JobSpec(name="x", cmd="a", imagename="bookworm")
+    assert (spec.mount, spec.filelog) == ("all", True)
+    assert spec.user_set == {"name", "cmd", "imagename"}
+    assert container_command(spec, tool)[-1].startswith("exec 1>>/data/project/tf-test/x.out;")
+
+
+def test_pods_that_mount_the_home_get_home_and_tool_data_dir(tool: ToolContext) -> None:
+    """As upstream's volume admission sets them (REFERENCE.md); not for ``mount: none``."""
+    mounted = JobSpec(name="x", cmd="a", imagename="bookworm")
+    assert container_env(mounted, tool) == [
+        {"name": "HOME", "value": "/data/project/tf-test"},
+        {"name": "TOOL_DATA_DIR", "value": "/data/project/tf-test"},
+    ]
+    unmounted = JobSpec(name="x", cmd="a", imagename="tool-tf-test/app:latest")
+    assert container_env(unmounted, tool) == []
 
 
 @pytest.mark.parametrize(
@@ -321,7 +366,7 @@ def test_filelog_paths_resolve_inside_home(tool: ToolContext, given: str, expect
     paths = resolve_filelog_paths(spec, tool)
     assert paths == (expected, "/data/project/tf-test/x.err")
     # a shell reads the path as one word, whatever it contains
-    lexer = shlex.shlex(container_command(spec, tool)[2], posix=True, punctuation_chars=True)
+    lexer = shlex.shlex(container_command(spec, tool)[3], posix=True, punctuation_chars=True)
     assert list(lexer)[:5] == ["exec", "1", ">>", expected, ";"]
 
 

@@ -39,7 +39,12 @@ RULES: list[tuple[str, dict[str, Any], str, str]] = [
     ("name leading dash", {"name": "-job"}, "name", "start and end with a letter or digit"),
     ("name length", {"name": "a" * 53}, "name", "at most 52 characters"),
     ("empty cmd", {"cmd": "  "}, "cmd", "must not be empty"),
-    ("unsplittable cmd", {"cmd": "echo 'unterminated"}, "cmd", "cannot be split"),
+    (
+        "unsplittable cmd of a build service image",
+        {"cmd": "echo 'unterminated", "imagename": "tool-x/app:latest"},
+        "cmd",
+        "cannot be split",
+    ),
     ("empty imagename", {"imagename": ""}, "imagename", "must not be empty"),
     ("emails option", {"emails": "sometimes"}, "emails", "'onfailure'"),
     ("mount option", {"mount": "some"}, "mount", "'all' or 'none'"),
@@ -153,13 +158,13 @@ RULES: list[tuple[str, dict[str, Any], str, str]] = [
     ("filelog without home", {"filelog": True, "mount": "none"}, "filelog", "needs mount: all"),
     (
         "filelog_stdout without filelog",
-        {"filelog_stdout": "x.out"},
+        {"filelog_stdout": "x.out", "filelog": False},
         "filelog_stdout",
         "only valid with filelog: true",
     ),
     (
         "filelog_stderr without filelog",
-        {"filelog_stderr": "x.err"},
+        {"filelog_stderr": "x.err", "filelog": False},
         "filelog_stderr",
         "only valid with filelog: true",
     ),
@@ -196,14 +201,32 @@ def test_missing_required_fields_are_each_named() -> None:
 
 def test_defaults() -> None:
     spec = JobSpec.model_validate(BASE)
+    # memory and cpu as the upstream client knows its defaults ("0.5Gi", "0.1": it shows them
+    # as "default"); filelog on for a standard image with mount all (REFERENCE.md)
     assert (spec.emails, spec.mount, spec.memory, spec.cpu, spec.retry) == (
         "none",
         "all",
-        "512Mi",
-        "100m",
+        "0.5Gi",
+        "0.1",
         0,
     )
-    assert (spec.filelog, spec.filelog_stdout, spec.filelog_stderr) == (False, None, None)
+    assert (spec.filelog, spec.filelog_stdout, spec.filelog_stderr) == (True, None, None)
+    assert spec.user_set == set(BASE)
+
+
+def test_defaults_of_a_build_service_image() -> None:
+    spec = JobSpec.model_validate({**BASE, "imagename": "tool-x/app:latest"})
+    assert (spec.mount, spec.filelog) == ("none", False)
+    explicit = JobSpec.model_validate(
+        {**BASE, "imagename": "tool-x/app:latest", "mount": "all", "filelog": True}
+    )
+    assert (explicit.mount, explicit.filelog) == ("all", True)
+
+
+def test_null_counts_as_not_set() -> None:
+    spec = JobSpec.model_validate({**BASE, "filelog": None, "mount": None, "schedule": None})
+    assert spec.user_set == set(BASE)
+    assert (spec.filelog, spec.mount, spec.job_type) == (True, "all", "one-off")
     assert (spec.schedule, spec.timeout, spec.replicas, spec.port, spec.health_check) == (
         None,
         None,
@@ -244,7 +267,12 @@ def test_retry_zero_is_accepted_for_continuous_jobs() -> None:
 def test_normalised_spec_validates_to_an_equal_spec() -> None:
     for fields in ({}, {"schedule": "@daily", "timeout": 5}, {"continuous": True, "port": 1}):
         spec = JobSpec.model_validate({**BASE, **fields})
-        assert JobSpec.model_validate(spec.model_dump(mode="json")) == spec
+        full = JobSpec.model_validate(spec.model_dump(mode="json"))
+        assert full.model_dump() == spec.model_dump()
+        # what is stored: only the fields the user set, validating back to the same spec
+        stored = JobSpec.model_validate(spec.stored())
+        assert stored == spec
+        assert stored.user_set == spec.user_set == set(BASE) | set(fields)
 
 
 def test_filelog_command_is_not_split() -> None:
@@ -264,14 +292,14 @@ def _job() -> Job:
             next_schedule=dt.datetime(2024, 1, 2, 3, 17, tzinfo=dt.UTC),
         ),
         status_short="Waiting for scheduled time",
+        image_state="stable",
         status_long="Waiting for scheduled time",
     )
 
 
 def test_job_response_carries_spec_and_status() -> None:
-    data = JobListResponse(jobs=[_job()]).model_dump(mode="json")
-    assert data["messages"] == {"info": [], "warning": [], "error": []}
-    (job,) = data["jobs"]
+    job = _job().wire(tool="t")
+    JobListResponse.model_validate({"jobs": [job]})  # the documented shape
     assert job["name"] == "job1"
     assert job["schedule"] == "@daily"
     assert job["schedule_actual"] == "17 3 * * *"
@@ -280,12 +308,57 @@ def test_job_response_carries_spec_and_status() -> None:
     assert job["status"]["short"] == "pending"
     assert job["status"]["next_schedule"] == "2024-01-02T03:17:00Z"
     assert job["status"]["up_to_date"] is True
+    assert "duration" not in job["status"]
+    assert "previous_schedule" not in job["status"]
+    assert job["image_state"] == "stable"
+
+
+def test_each_type_has_its_own_shape_and_no_nulls() -> None:
+    """REFERENCE.md: a field that does not apply to the type is absent, not null; the
+    upstream client's ``dump`` writes whatever it gets (issue 13: ``schedule: null``...)."""
+    status = JobStatus(short="running")
+    kinds: dict[str, dict[str, Any]] = {
+        "one-off": {},
+        "scheduled": {"schedule": "@daily"},
+        "continuous": {"continuous": True},
+    }
+    for kind, fields in kinds.items():
+        spec = JobSpec.model_validate({**BASE, **fields})
+        job = Job.from_spec(spec, image="i", status=status, status_short="s", status_long="l")
+        wire = job.wire(tool="t")
+        assert wire["job_type"] == kind
+        assert None not in wire.values(), wire
+        assert "continuous" not in wire
+        assert ("schedule" in wire) == (kind == "scheduled")
+        assert ("replicas" in wire) == (kind == "continuous")
+        assert ("retry" in wire) == (kind != "continuous")
+        assert "port" not in wire
+        assert "timeout" not in wire
+        assert "health_check" not in wire
+        assert wire["filelog_stdout"] == "/data/project/t/job1.out"  # the default, shown
+        JobListResponse.model_validate({"jobs": [wire]})
+
+
+def test_include_unset_false_keeps_only_what_the_user_set() -> None:
+    spec = JobSpec.model_validate(
+        {**BASE, "job_type": "continuous", "port": 8080, "filelog": False, "mount": None}
+    )
+    job = Job.from_spec(
+        spec, image="i", status=JobStatus(short="running"), status_short="s", status_long="l"
+    )
+    wire = job.wire(tool="t", include_unset=False)
+    spec_fields = set(wire) - {"image", "image_state", "status", "status_short", "status_long"}
+    assert spec_fields == {"name", "cmd", "imagename", "job_type", "port", "filelog"}
+    full = job.wire(tool="t")
+    assert (full["port_protocol"], full["replicas"], full["mount"]) == ("tcp", 1, "all")
 
 
 def test_envelopes() -> None:
     assert JobChangedResponse(job_changed=False).model_dump()["job_changed"] is False
     images = ImagesResponse(images=[ImageSummary(shortname="bookworm", image="r/b:1")])
-    assert images.model_dump()["images"] == [{"shortname": "bookworm", "image": "r/b:1"}]
+    assert images.model_dump()["images"] == [
+        {"shortname": "bookworm", "image": "r/b:1", "aliases": []}
+    ]
     quota = QuotaResponse.model_validate(
         {
             "quota": {
@@ -295,7 +368,7 @@ def test_envelopes() -> None:
     )
     assert quota.quota.categories[0].items[0].used is None
     error = error_response("Job 'x' does not exist").model_dump()
-    assert error == {"messages": {"info": [], "warning": [], "error": ["Job 'x' does not exist"]}}
+    assert error == {"error": ["Job 'x' does not exist"]}
     # each response gets its own messages object
     first, second = JobChangedResponse(job_changed=True), JobChangedResponse(job_changed=True)
     first.messages.info.append("updated")

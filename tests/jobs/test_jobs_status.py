@@ -176,7 +176,7 @@ def test_pending_unschedulable() -> None:
     assert report.status.messages == [
         f"cannot be scheduled: {unschedulable['message']}",
     ]
-    assert report.status.duration == 120
+    assert report.status.duration == "2m0s"
     assert report.status_short == "Pending"
     assert report.status_long.startswith("Pending for 2m0s: cannot be scheduled: 0/1 nodes")
 
@@ -187,7 +187,7 @@ def test_running() -> None:
     report = job_status(obj, pods, [], NOW)
     assert report.status.short == "running"
     assert report.status.messages == []
-    assert report.status.duration == 300
+    assert report.status.duration == "5m0s"
     assert (report.status_short, report.status_long) == ("Running", "Running for 5m0s")
 
 
@@ -215,7 +215,7 @@ def test_succeeded() -> None:
     )
     assert report.status.short == "succeeded"
     assert report.status.messages == []
-    assert report.status.duration == 42
+    assert report.status.duration == "42s"
     assert (report.status_short, report.status_long) == ("Completed", "Completed after 42s")
 
 
@@ -237,7 +237,7 @@ def test_failed_exit_code_1() -> None:
     report = job_status(job("fails", status=status), pods, [], NOW)
     assert report.status.short == "failed"
     assert report.status.messages == ["exit code 1"]
-    assert report.status.duration == 40
+    assert report.status.duration == "40s"
     assert report.status_short == "Failed"
     assert report.status_long == "Failed after 40s: exit code 1"
 
@@ -450,7 +450,7 @@ def test_continuous_running() -> None:
     assert report.status.short == "running"
     assert report.status.messages == []
     assert report.status.up_to_date is True
-    assert report.status.duration == 300  # the pod's startTime
+    assert report.status.duration == "5m0s"  # the pod's startTime
     assert report.status_long == "Running for 5m0s"
 
 
@@ -558,7 +558,7 @@ def test_last_run_succeeded() -> None:
         cronjob(lastScheduleTime=ago(3600), lastSuccessfulTime=ago(3590)), [last], [], [], NOW
     )
     assert report.status.short == "succeeded"
-    assert report.status.duration == 10
+    assert report.status.duration == "10s"
     assert report.status.previous_schedule == NOW - dt.timedelta(hours=1)
     assert report.status_short == "Last schedule time: 2024-05-01T11:00:00Z"
     assert report.status_long == (
@@ -595,7 +595,7 @@ def test_active_run_is_reported_with_the_schedule() -> None:
     status = {"lastScheduleTime": ago(60), "active": [{"kind": "Job", "name": "nightly-2"}]}
     report = cronjob_status(cronjob(**status), [old, current, unrelated], pods, [], NOW)
     assert report.status.short == "running"
-    assert report.status.duration == 60
+    assert report.status.duration == "1m0s"
     assert report.status_short == "Running"
     assert report.status.next_schedule is not None
 

@@ -1,7 +1,8 @@
 """``toolforge``: the command-line client of the Toolforge platform APIs.
 
-``toolforge [GLOBAL OPTIONS] jobs|build ...``; sub-apps share the plumbing in :mod:`.config`,
-:mod:`.client`, :mod:`.context` and :mod:`.output`. Exit codes: :mod:`toolforge_cli.errors`.
+``toolforge [GLOBAL OPTIONS] jobs|build|envvars ...``; sub-apps share the plumbing in
+:mod:`.config`, :mod:`.client`, :mod:`.context` and :mod:`.output`. Exit codes:
+:mod:`toolforge_cli.errors`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from toolforge_cli import __version__, build, jobs
+from toolforge_cli import __version__, build, envvars, jobs
 from toolforge_cli.config import DEFAULT_API_URL
 from toolforge_cli.context import GlobalOptions
 from toolforge_cli.output import out
@@ -20,11 +21,13 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="toolforge",
-    help=f"""Toolforge command-line client: manage your tool's jobs and image builds through the
-API gateway.
+    help=f"""Toolforge command-line client: manage your tool's jobs, image builds and environment
+variables through the API gateway.
 
 Connection (options > environment > defaults):
-  API URL      --api-url, TOOLFORGE_API_URL; default {DEFAULT_API_URL} (local `make run`)
+  API URL      --api-url, TOOLFORGE_API_URL, then where upstream's clients look:
+               TOOL_TOOLFORGE_API_URL, api_gateway.url in ~/.config/toolforge.yaml,
+               ~/.toolforge.yaml, /etc/toolforge/common.yaml; default {DEFAULT_API_URL}
   certificate  --cert/--key, TOOLFORGE_CERT/TOOLFORGE_KEY; default ~/.toolskube/client.crt/.key
   CA           --ca, TOOLFORGE_CA; default: the cluster CA of ~/.kube/config ($KUBECONFIG)
 The tool is the CN of the client certificate (CN=<tool>,O=toolforge).
@@ -37,6 +40,7 @@ connection, TLS, command-line syntax), 130 interrupted.""",
 )
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(build.app, name="build")
+app.add_typer(envvars.app, name="envvars")
 
 
 def _version(value: bool) -> None:
@@ -53,7 +57,8 @@ def root(
         typer.Option(
             "--api-url",
             metavar="URL",
-            help=f"Gateway base URL (env TOOLFORGE_API_URL, default {DEFAULT_API_URL}).",
+            help="Gateway base URL (env TOOLFORGE_API_URL, then TOOL_TOOLFORGE_API_URL or "
+            f"api_gateway.url in ~/.toolforge.yaml as upstream; default {DEFAULT_API_URL}).",
         ),
     ] = None,
     cert: Annotated[

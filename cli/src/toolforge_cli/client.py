@@ -298,8 +298,8 @@ class _TransportErrors:
         if isinstance(exc, httpx.ConnectError):
             return TransportError(
                 f"cannot connect to {url}: {exc}",
-                hint="is the gateway running? Locally start it with `make run`; elsewhere "
-                "set --api-url or TOOLFORGE_API_URL",
+                hint=f"is the gateway running? Locally start it with `make run`; elsewhere "
+                f"set --api-url or TOOLFORGE_API_URL (this URL came from {conn.api_url_source})",
             )
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
             # With TLS 1.3 a server checks the client certificate after the handshake; when it

@@ -5,7 +5,11 @@ Sources, highest priority first (:func:`load_settings`):
 1. the global options ``toolforge --api-url URL --cert FILE --key FILE --ca FILE``;
 2. environment variables ``TOOLFORGE_API_URL``, ``TOOLFORGE_CERT``, ``TOOLFORGE_KEY``,
    ``TOOLFORGE_CA``, ``TOOLFORGE_KUBECONFIG``, ``TOOLFORGE_TIMEOUT``;
-3. defaults: API URL :data:`DEFAULT_API_URL` (the gateway of the local platform, ``make run``);
+3. for the API URL only: where upstream's clients find it (:mod:`toolforge_cli.upstreamconfig`:
+   ``TOOL_TOOLFORGE_API_URL``, then ``api_gateway.url`` in ``$XDG_CONFIG_HOME/toolforge.yaml``,
+   ``~/.config/toolforge.yaml``, ``~/.toolforge.yaml``, ``/etc/toolforge/common.yaml``), so a
+   tool's home configured for them works as it is;
+4. defaults: API URL :data:`DEFAULT_API_URL` (the gateway of the local platform, ``make run``);
    client certificate and key ``~/.toolskube/client.crt`` and ``client.key`` (where onboarding
    puts them, REFERENCE.md "Identity and the gateway"); the CA from the kubeconfig
    (``$KUBECONFIG``'s first file, else ``~/.kube/config``): the current context's cluster's
@@ -32,11 +36,12 @@ from typing import Any
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from toolforge_cli.errors import UserError
 from toolforge_cli.toolname import is_tool_name
+from toolforge_cli.upstreamconfig import upstream_api_url
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -45,6 +50,7 @@ __all__ = [
     "Settings",
     "ca_from_kubeconfig",
     "default_kubeconfig",
+    "https_url",
     "load_settings",
     "resolve_connection",
     "tool_from_certificate",
@@ -75,23 +81,40 @@ class Settings(BaseSettings):
     kubeconfig: Path | None = Field(default=None, description="Kubeconfig to take the CA from.")
     timeout: float = Field(default=30.0, gt=0, description="HTTP time-out, seconds.")
 
+    _api_url_source: str = PrivateAttr(default="the default")
+
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not value.startswith("https://"):
-            raise ValueError(f"must start with https:// (got {value!r})")
-        return value.rstrip("/")
+        return https_url(value)
+
+    @property
+    def api_url_source(self) -> str:
+        """Where :attr:`api_url` came from, for messages: ``--api-url``,
+        ``TOOLFORGE_API_URL``, ``TOOL_TOOLFORGE_API_URL``, a file, or ``the default``."""
+        return self._api_url_source
+
+
+def https_url(value: str) -> str:
+    """``value`` without trailing ``/``. Raises ``ValueError`` unless it is ``https://``."""
+    if not value.startswith("https://"):
+        raise ValueError(f"must start with https:// (got {value!r})")
+    return value.rstrip("/")
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment with ``overrides`` (``None`` values are ignored) on top.
+    """Settings from the environment with ``overrides`` (``None`` values are ignored) on top;
+    without ``api_url`` in either, the API URL comes from upstream's configuration
+    (:func:`~toolforge_cli.upstreamconfig.upstream_api_url`), else :data:`DEFAULT_API_URL`.
 
     Raises :class:`ConfigError` with one detail per invalid setting, naming the setting and
-    its environment variable: ``api_url (TOOLFORGE_API_URL): must start with https://``.
+    its environment variable: ``api_url (TOOLFORGE_API_URL): must start with https://``, or
+    the file an upstream URL came from;
+    :class:`~toolforge_cli.upstreamconfig.UpstreamConfigError` for an unreadable file.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -99,6 +122,23 @@ def load_settings(**overrides: Any) -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{name} (TOOLFORGE_{name.upper()}): {message}")
         raise ConfigError("invalid settings", details=problems) from None
+    if "api_url" in given:
+        settings._api_url_source = "--api-url"
+    elif "api_url" in settings.model_fields_set:
+        settings._api_url_source = "TOOLFORGE_API_URL"
+    else:
+        found = upstream_api_url()
+        if found is not None:
+            url, source = found
+            try:
+                checked = https_url(url)
+            except ValueError as exc:
+                raise ConfigError(
+                    "invalid settings", details=[f"api_url ({source}): {exc}"]
+                ) from None
+            settings = settings.model_copy(update={"api_url": checked})
+            settings._api_url_source = source
+    return settings
 
 
 @dataclass(frozen=True)
@@ -116,6 +156,7 @@ class Connection:
     ca_pem: str
     ca_source: str
     timeout: float
+    api_url_source: str = "the default"
 
     def ssl_context(self) -> ssl.SSLContext:
         """A TLS 1.2+ client context that trusts only ``ca_pem``, checks the host name and
@@ -286,4 +327,5 @@ def resolve_connection(settings: Settings, *, now: dt.datetime | None = None) ->
         ca_pem=ca_pem,
         ca_source=ca_source,
         timeout=settings.timeout,
+        api_url_source=settings.api_url_source,
     )

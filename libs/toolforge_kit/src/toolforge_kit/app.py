@@ -135,11 +135,13 @@ class _TrailingSlashMiddleware:
         await self.app(scope, receive, send)
 
 
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _allowed_methods(app: FastAPI, scope: Scope) -> str:
-    """The methods of every route whose path matches (a 405's ``Allow``, RFC 9110 10.2.1)."""
+    """The methods of every route whose path matches (a 405's ``Allow``, RFC 9110 10.2.1).
+    ``HEAD`` only where a route serves it (FastAPI's routes do not; Starlette's add it to
+    ``GET``): an ``Allow`` must not name a method that answers 405 itself."""
     methods = {
         method
         for method in _METHODS
@@ -148,8 +150,6 @@ def _allowed_methods(app: FastAPI, scope: Scope) -> str:
             for route in app.router.routes
         )
     }
-    if "GET" in methods:
-        methods.add("HEAD")
     return ", ".join(sorted(methods))
 
 

@@ -12,9 +12,13 @@ for another tool):
 - ``GET /v1/tool/{tool}/images``, ``GET /v1/tool/{tool}/quotas``;
 - ``GET /v1/healthz``, ``GET /metrics`` (also ``/v1/metrics``), ``GET /openapi.json``: no identity.
 
-Every response is an envelope with ``messages: {info, warning, error}``; every error - ours,
+Every success is an envelope with ``messages: {info, warning, error}``; every error - ours,
 request validation (422, messages naming the field), routing (404/405) and auth (401/403) - is
-that envelope with ``error`` filled; a :class:`~toolforge_jobs.errors.JobSpecError` answers 400.
+``{"error": ["..."]}`` as production answers (REFERENCE.md, "The wire as production serves
+it"); a :class:`~toolforge_jobs.errors.JobSpecError` answers 400. Every route answers with and
+without a trailing ``/`` and a 405 (also for ``OPTIONS``) lists every method of the path in
+``Allow`` (both from :func:`toolforge_kit.create_backend_app`); every operation has a fixed
+``operationId`` starting with ``jobs_`` (:func:`toolforge_kit.routing.stable_operation_ids`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from toolforge_jobs.metrics import JobsMetrics
 from toolforge_jobs.models import LogLine, error_messages, error_response
 from toolforge_jobs.settings import JobsSettings
 from toolforge_kit.app import create_backend_app, document_ndjson
+from toolforge_kit.routing import stable_operation_ids
 
 __all__ = ["create_app"]
 
@@ -65,4 +70,5 @@ def create_app(settings: JobsSettings) -> FastAPI:
     )
     # LogLine is only referenced from the NDJSON response: register its schema there.
     document_ndjson(app, "/v1/tool/{tool}/jobs/{name}/logs", "get", LogLine)
+    stable_operation_ids(app, "jobs")
     return app

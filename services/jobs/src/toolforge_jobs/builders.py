@@ -11,8 +11,10 @@ Objects are plain JSON dicts in the API's camelCase, ready for kubernetes_asynci
 
 Every object, Job template and pod carries the labels of :func:`job_labels`. The primary
 object (Job, CronJob or Deployment) also carries annotation :data:`SPEC_ANNOTATION`: the
-normalised spec as JSON. :func:`job_from_objects` reads it back, so list/show/dump return
-exactly what the user gave and PATCH can compare specs. The user's schedule text is in that
+fields of the spec the user set, as JSON (:meth:`JobSpec.stored`). :func:`job_from_objects`
+reads it back (validating it, which applies the defaults again), so list/show/dump return
+exactly what the user gave, ``include_unset=false`` can leave out the rest, and PATCH can
+compare specs. The user's schedule text is in that
 spec; the CronJob's ``spec.schedule`` holds the actual line.
 
 Pods run as the tool's uid (runAsUser/runAsGroup/fsGroup, runAsNonRoot), with all
@@ -37,7 +39,14 @@ from pydantic import ValidationError
 
 from toolforge_auth.tools import JOBS_MANAGER, namespace_for, validate_tool_name
 from toolforge_jobs.errors import JobSpecError
-from toolforge_jobs.models import HttpHealthCheck, JobSpec, JobType, ScriptHealthCheck
+from toolforge_jobs.models import (
+    HttpHealthCheck,
+    JobSpec,
+    JobType,
+    ScriptHealthCheck,
+    is_buildservice_image,
+    pod_home,
+)
 from toolforge_jobs.schedule import resolve_schedule
 
 __all__ = [
@@ -55,6 +64,7 @@ __all__ = [
     "build_objects",
     "component_for",
     "container_command",
+    "container_env",
     "deployment_restart_patch",
     "image_of",
     "job_from_objects",
@@ -135,7 +145,7 @@ class ToolContext:
     @property
     def home(self) -> str:
         """The home as the pods see it: ``/data/project/<name>``."""
-        return f"/data/project/{self.name}"
+        return pod_home(self.name)
 
 
 def component_for(job_type: JobType) -> Component:
@@ -160,7 +170,7 @@ def job_labels(spec: JobSpec, tool: ToolContext) -> dict[str, str]:
         **selector_labels(spec.name, tool, component_for(spec.kind)),
         "app.kubernetes.io/version": LABEL_VERSION,
         "jobs.toolforge.org/emails": spec.emails,
-        "toolforge.org/mount-storage": spec.mount,
+        "toolforge.org/mount-storage": spec.mount or "all",
     }
     if spec.filelog:
         labels["jobs.toolforge.org/filelog"] = "yes"
@@ -197,20 +207,40 @@ def resolve_filelog_paths(spec: JobSpec, tool: ToolContext) -> tuple[str, str] |
 
 
 def container_command(spec: JobSpec, tool: ToolContext) -> list[str]:
-    """The container's ``command``.
+    """The container's ``command`` (REFERENCE.md, "Kubernetes mapping" and "The wire as
+    production serves it").
 
-    With filelog: ``["/bin/sh", "-c", "exec 1>>OUT; exec 2>>ERR; <cmd>"]`` (paths shell-quoted).
-    Without: ``cmd`` split shell-style (:func:`shlex.split`) and run directly, so signals reach
-    the process.
+    A standard image always runs the command under ``/bin/sh -c --``, so ``a && b``, pipes and
+    ``for`` loops work as users write them; with filelog the shell text is
+    ``exec 1>>OUT;exec 2>>ERR;<cmd>`` (paths shell-quoted). Only an image built by the build
+    service without filelog gets ``cmd`` split shell-style (:func:`shlex.split`) and run
+    directly.
 
     Raises:
         JobSpecError: as :func:`resolve_filelog_paths`.
     """
     paths = resolve_filelog_paths(spec, tool)
     if paths is None:
-        return shlex.split(spec.cmd)
+        if is_buildservice_image(spec.imagename):
+            return shlex.split(spec.cmd)
+        return ["/bin/sh", "-c", "--", spec.cmd]
     out, err = (shlex.quote(p) for p in paths)
-    return ["/bin/sh", "-c", f"exec 1>>{out}; exec 2>>{err}; {spec.cmd}"]
+    return ["/bin/sh", "-c", "--", f"exec 1>>{out};exec 2>>{err};{spec.cmd}"]
+
+
+def container_env(spec: JobSpec, tool: ToolContext) -> list[dict[str, str]]:
+    """The container's environment: ``HOME`` and ``TOOL_DATA_DIR`` (the home,
+    ``/data/project/<tool>``) when the home is mounted, as upstream's volume admission sets
+    them; ``PORT`` when the job has a port."""
+    env = []
+    if spec.mount == "all":
+        env += [
+            {"name": "HOME", "value": tool.home},
+            {"name": "TOOL_DATA_DIR", "value": tool.home},
+        ]
+    if spec.port is not None:
+        env.append({"name": "PORT", "value": str(spec.port)})
+    return env
 
 
 def _probe_handler(spec: JobSpec) -> dict[str, Any] | None:
@@ -234,8 +264,10 @@ def _container(spec: JobSpec, tool: ToolContext, image: str) -> dict[str, Any]:
     }
     if spec.mount == "all":
         container["workingDir"] = tool.home
+    env = container_env(spec, tool)
+    if env:
+        container["env"] = env
     if spec.port is not None:
-        container["env"] = [{"name": "PORT", "value": str(spec.port)}]
         container["ports"] = [
             {"containerPort": spec.port, "protocol": (spec.port_protocol or "tcp").upper()}
         ]
@@ -280,7 +312,7 @@ def _metadata(spec: JobSpec, tool: ToolContext, *, annotate: bool) -> dict[str, 
         "labels": job_labels(spec, tool),
     }
     if annotate:
-        stored = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        stored = json.dumps(spec.stored(), sort_keys=True, separators=(",", ":"))
         metadata["annotations"] = {SPEC_ANNOTATION: stored}
     return metadata
 

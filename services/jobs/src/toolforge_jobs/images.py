@@ -108,6 +108,12 @@ class ImageList:
         )
         raise UnknownImageError("imagename", f"{name!r} is not a known image; use one of: {valid}")
 
+    def state_of(self, name: str) -> str | None:
+        """The state (``stable``, ``deprecated``, ...) of the image called ``name`` (a
+        shortname or an alias, in any state); ``None`` when no image has that name."""
+        info = self._by_name.get(name)
+        return info.state if info is not None else None
+
     def shortname_for(self, image: str) -> str | None:
         """The shortname of the entry whose ``image`` is ``image``, if any."""
         return next((i.shortname for i in self._all if i.image == image), None)

@@ -17,10 +17,8 @@ from collections.abc import AsyncIterator, Iterable
 
 from toolforge_jobs.builders import (
     CONTAINER_NAME,
-    ToolContext,
     UnreadableJobError,
     job_from_objects,
-    resolve_filelog_paths,
 )
 from toolforge_jobs.logs import LogRecord, parse_log_line
 from toolforge_jobs.objects import (
@@ -57,7 +55,9 @@ class PodLogs:
         returns, so they can still be answered as errors:
 
         Raises:
-            NotFoundError: the job writes its output to files (filelog); it has no pods.
+            NotFoundError: ``Job 'x' does not have any logs available`` (REFERENCE.md, "The
+                wire as production serves it"; scripts retry on it): the job writes its
+                output to files (filelog), it has no pods, or (not following) no output yet.
             UnavailableError: too many log streams are open.
         """
         name = meta(primary).get("name", "")
@@ -65,19 +65,17 @@ class PodLogs:
             spec = job_from_objects([primary])
         except UnreadableJobError as exc:
             raise NotFoundError(f"Job '{name}' cannot be read as a job") from exc
+        no_logs = f"Job '{name}' does not have any logs available"
         if spec.filelog:
-            context = ToolContext(name=tool, uid=1, home_host_path="/")
-            paths = resolve_filelog_paths(spec, context) or ("", "")
-            raise NotFoundError(
-                f"Job '{name}' writes its output to files in the tool's home ({paths[0]}, "
-                f"{paths[1]}); read them there"
-            )
+            raise NotFoundError(no_logs)  # its output goes to files in the tool's home
         pods = await self._pods_of(tool, name)
         if not pods:
-            raise NotFoundError(f"Job '{name}' has no pods (it has not started, or has ended)")
+            raise NotFoundError(no_logs)
         if follow:
             return self._follow(tool, primary, pods, lines)
         records = await self._read_logs(tool, pods, lines)
+        if not records:
+            raise NotFoundError(no_logs)
         return _aiter(record.ndjson() for record in records)
 
     async def _pods_of(self, tool: str, name: str) -> list[Obj]:

@@ -4,8 +4,14 @@
 entry of ``jobs.yaml``). Unknown fields are rejected. Validation also normalises it:
 ``job_type`` is always set afterwards (inferred from ``schedule`` / ``continuous`` when not
 given), ``continuous`` agrees with it, and continuous jobs get ``replicas`` (default 1) and
-``port_protocol`` (default ``tcp`` when a port is set). A normalised spec validates again to an
-equal spec, which is how jobs are stored and read back (see ``builders``).
+``port_protocol`` (default ``tcp`` when a port is set). The defaults that depend on the image
+(REFERENCE.md, "The wire as production serves it"): ``mount`` is ``all`` for a standard image
+and ``none`` for one built by the build service (named ``tool-<tool>/<image>:<tag>``);
+``filelog`` is on for a standard image with ``mount: all`` and off otherwise.
+
+A spec remembers which fields the user set (:attr:`JobSpec.user_set`): jobs are stored as those
+fields only (:meth:`JobSpec.stored`, see ``builders``) and validate back to an equal spec, and
+``include_unset=false`` answers leave the others out (:meth:`Job.wire`).
 
 Every rule that fails says which field broke which rule; :func:`validation_messages` turns a
 pydantic ``ValidationError`` into strings that start with the field, for ``messages.error``.
@@ -26,20 +32,28 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from toolforge_jobs.errors import JobSpecError
 from toolforge_jobs.quantity import InvalidQuantityError, parse_quantity
 from toolforge_jobs.schedule import check_schedule
+from toolforge_kit.wire import ErrorBody, Messages, MessagesResponse
 
 __all__ = [
+    "CMD_PATTERN",
     "NAME_MAX_LENGTH",
     "NAME_PATTERN",
+    "QUANTITY_PATTERN",
+    "ContinuousJobOut",
     "EmailOption",
+    "ErrorResponse",
+    "Health",
     "HealthCheck",
     "HealthResponse",
     "HttpHealthCheck",
@@ -48,6 +62,7 @@ __all__ = [
     "Job",
     "JobChangedResponse",
     "JobListResponse",
+    "JobOut",
     "JobResponse",
     "JobSpec",
     "JobStatus",
@@ -56,15 +71,19 @@ __all__ = [
     "Messages",
     "MessagesResponse",
     "MountOption",
+    "OneOffJobOut",
     "PortProtocol",
     "Quota",
     "QuotaCategory",
     "QuotaItem",
     "QuotaResponse",
+    "ScheduledJobOut",
     "ScriptHealthCheck",
     "StatusShort",
     "error_messages",
     "error_response",
+    "is_buildservice_image",
+    "pod_home",
     "specs_equal",
     "validation_messages",
 ]
@@ -73,6 +92,13 @@ __all__ = [
 #: CronJob controller's 11-character suffix still fits a 63-character Job name.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 NAME_MAX_LENGTH = 52
+#: A command: at least one character that is not white space (what :class:`JobSpec` checks).
+CMD_PATTERN = r"\S"
+#: A Kubernetes quantity as :func:`~toolforge_jobs.quantity.parse_quantity` reads it (the value
+#: must also be above zero).
+QUANTITY_PATTERN = r"^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+#: A filelog path: not only white space, no NUL character.
+_PATH_PATTERN = r"^[^\x00]*\S[^\x00]*$"
 # A Service name is a DNS-1035 label: a job with a port needs a name that is one too.
 _SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -81,6 +107,32 @@ EmailOption = Literal["none", "all", "onfinish", "onfailure"]
 MountOption = Literal["all", "none"]
 PortProtocol = Literal["tcp", "udp"]
 StatusShort = Literal["pending", "running", "succeeded", "failed", "unknown"]
+
+
+def is_buildservice_image(imagename: str) -> bool:
+    """Whether ``imagename`` names an image the build service made for a tool
+    (``tool-<tool>/<image>:<tag>``, REFERENCE.md) rather than a standard one from the image
+    list (whose names have no ``/``)."""
+    return "/" in imagename
+
+
+def pod_home(tool: str) -> str:
+    """The tool's home as its pods see it: ``/data/project/<tool>``."""
+    return f"/data/project/{tool}"
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _absent(description: str, **extra: Any) -> Any:
+    """A field that is left out of the JSON when it has no value (never ``null``)."""
+
+    def schema_extra(schema: dict[str, Any]) -> None:
+        _no_default(schema)
+        schema.update(extra)
+
+    return Field(default=None, description=description, json_schema_extra=schema_extra)
 
 
 class _Request(BaseModel):
@@ -92,7 +144,10 @@ class ScriptHealthCheck(_Request):
     healthy."""
 
     type: Literal["script"]
-    script: str
+    script: str = Field(
+        description="Shell command; not only white space.",
+        json_schema_extra={"pattern": CMD_PATTERN},
+    )
 
     @field_validator("script")
     @classmethod
@@ -106,12 +161,12 @@ class HttpHealthCheck(_Request):
     """Health check by HTTP GET of ``path`` on the job's port; 200-399 is healthy."""
 
     type: Literal["http"]
-    path: str
+    path: str = Field(description="URL path, starting with '/'.", pattern="^/")
 
-    @field_validator("path")
+    @field_validator("path", mode="before")
     @classmethod
-    def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
+    def _path(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.startswith("/"):
             raise JobSpecError("health_check.path", f"must start with '/' (got {value!r})")
         return value
 
@@ -120,7 +175,8 @@ HealthCheck = Annotated[ScriptHealthCheck | HttpHealthCheck, Field(discriminator
 
 
 class JobSpec(_Request):
-    """A job as the user specifies it (REFERENCE.md, "Job fields").
+    """A job as the user specifies it (REFERENCE.md, "Job fields"; defaults as in "The wire as
+    production serves it"). A field sent as ``null`` counts as not set.
 
     Raises (on validation): ``pydantic.ValidationError`` whose entries name the field and
     the rule; see :func:`validation_messages`.
@@ -130,8 +186,14 @@ class JobSpec(_Request):
         description="Job name: DNS-1123 subdomain-like, at most 52 characters.",
         json_schema_extra={"pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
     )
-    cmd: str = Field(description="Command line. Split shell-style unless filelog is on.")
-    imagename: str = Field(description="Image shortname or alias from the images endpoint.")
+    cmd: str = Field(
+        description="Command line, run with /bin/sh -c (a standard image); not only white space.",
+        json_schema_extra={"pattern": CMD_PATTERN, "minLength": 1},
+    )
+    imagename: str = Field(
+        description="Image shortname or alias from the images endpoint.",
+        json_schema_extra={"minLength": 1},
+    )
     job_type: JobType | None = Field(
         default=None,
         description="one-off, scheduled or continuous; inferred from schedule/continuous "
@@ -139,31 +201,66 @@ class JobSpec(_Request):
     )
     continuous: bool = Field(default=False, description="Same as job_type: continuous.")
     schedule: str | None = Field(
-        default=None, description="5-field cron line or @hourly/@daily/... (scheduled)."
+        default=None,
+        description="5-field cron line or @hourly/@daily/@weekly/@monthly/@yearly (scheduled).",
     )
-    filelog: bool = Field(default=False, description="Append stdout/stderr to files.")
+    filelog: bool | None = Field(
+        default=None,
+        description="Append stdout/stderr to files in the home. Default: on for a standard "
+        "image with mount all, else off.",
+    )
     filelog_stdout: str | None = Field(
-        default=None, description="stdout file, default <home>/<name>.out; relative to home."
+        default=None,
+        description="stdout file, default <home>/<name>.out; relative to the home.",
+        json_schema_extra={"pattern": _PATH_PATTERN},
     )
     filelog_stderr: str | None = Field(
-        default=None, description="stderr file, default <home>/<name>.err; relative to home."
+        default=None,
+        description="stderr file, default <home>/<name>.err; relative to the home.",
+        json_schema_extra={"pattern": _PATH_PATTERN},
     )
     emails: EmailOption = "none"
-    mount: MountOption = Field(default="all", description="Mount the tool's home (all).")
-    memory: str = Field(default="512Mi", description="Memory, a Kubernetes quantity.")
-    cpu: str = Field(default="100m", description="CPU, a Kubernetes quantity.")
+    mount: MountOption | None = Field(
+        default=None,
+        description="Mount the tool's home (all) or not (none; only for build service "
+        "images). Default: all for a standard image, none for a build service image.",
+    )
+    memory: str = Field(
+        default="0.5Gi",
+        description="Memory, a Kubernetes quantity above zero.",
+        json_schema_extra={"pattern": QUANTITY_PATTERN},
+    )
+    cpu: str = Field(
+        default="0.1",
+        description="CPU, a Kubernetes quantity above zero.",
+        json_schema_extra={"pattern": QUANTITY_PATTERN},
+    )
     retry: int = Field(
         default=0,
         description="Retries 0..5 (one-off and scheduled).",
         json_schema_extra={"minimum": 0, "maximum": 5},
     )
-    timeout: int | None = Field(default=None, description="Seconds a run may take (scheduled).")
-    replicas: int | None = Field(default=None, description="Pods (continuous; default 1).")
-    port: int | None = Field(default=None, description="Port 1..65535 (continuous).")
+    timeout: int | None = Field(
+        default=None,
+        description="Seconds a run may take (scheduled).",
+        json_schema_extra={"minimum": 1},
+    )
+    replicas: int | None = Field(
+        default=None,
+        description="Pods (continuous; default 1).",
+        json_schema_extra={"minimum": 1},
+    )
+    port: int | None = Field(
+        default=None,
+        description="Port 1..65535 (continuous).",
+        json_schema_extra={"minimum": 1, "maximum": 65535},
+    )
     port_protocol: PortProtocol | None = Field(
         default=None, description="tcp or udp (continuous with a port; default tcp)."
     )
     health_check: HealthCheck | None = Field(default=None, description="(continuous)")
+
+    _user_set: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("name")
     @classmethod
@@ -249,6 +346,7 @@ class JobSpec(_Request):
 
     @model_validator(mode="after")
     def _normalise(self) -> JobSpec:
+        user_set = frozenset(f for f in self.model_fields_set if getattr(self, f) is not None)
         self._resolve_type()
         kind = self.job_type
         if self.retry and kind == "continuous":
@@ -260,7 +358,9 @@ class JobSpec(_Request):
                 raise JobSpecError(field, "is only valid for continuous jobs")
         if kind == "continuous":
             self._normalise_continuous()
+        self._apply_image_defaults()
         self._check_filelog()
+        self._user_set = user_set
         return self
 
     def _resolve_type(self) -> None:
@@ -308,6 +408,13 @@ class JobSpec(_Request):
             if self.port_protocol != "tcp":
                 raise JobSpecError("health_check", "type http needs a tcp port")
 
+    def _apply_image_defaults(self) -> None:
+        standard = not is_buildservice_image(self.imagename)
+        if self.mount is None:
+            self.mount = "all" if standard else "none"
+        if self.filelog is None:
+            self.filelog = standard and self.mount == "all"
+
     def _check_filelog(self) -> None:
         if self.filelog and self.mount != "all":
             raise JobSpecError(
@@ -316,7 +423,8 @@ class JobSpec(_Request):
         for field in ("filelog_stdout", "filelog_stderr"):
             if getattr(self, field) is not None and not self.filelog:
                 raise JobSpecError(field, "is only valid with filelog: true")
-        if not self.filelog:
+        if is_buildservice_image(self.imagename) and not self.filelog:
+            # run directly (behind the launcher), so the command must split into arguments
             try:
                 argv = shlex.split(self.cmd)
             except ValueError as exc:
@@ -332,6 +440,16 @@ class JobSpec(_Request):
         if self.job_type is None:  # pragma: no cover - unreachable after validation
             raise ValueError("job_type is not set; the spec was not validated")
         return self.job_type
+
+    @property
+    def user_set(self) -> frozenset[str]:
+        """The fields the user gave (with a value other than ``null``)."""
+        return self._user_set
+
+    def stored(self) -> dict[str, Any]:
+        """What is stored of the spec: the fields the user set, as JSON values. It validates
+        back to an equal spec with the same :attr:`user_set`."""
+        return self.model_dump(mode="json", include=set(self._user_set))
 
     def comparable(self) -> dict[str, Any]:
         """The spec as a dict in which equal jobs are equal: quantities as their value
@@ -351,34 +469,64 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Messages(_Response):
-    """Messages for the user, carried by every response (REFERENCE.md)."""
-
-    info: list[str] = []
-    warning: list[str] = []
-    error: list[str] = []
-
-
 class JobStatus(_Response):
     """The structured status of a job.
 
-    ``duration`` is seconds (running so far, or of the finished run); ``up_to_date`` is false
-    while a Deployment still rolls out an older spec; ``previous_schedule`` and
-    ``next_schedule`` (UTC) are set for scheduled jobs.
+    ``duration`` is how long the job has been running, or its finished run took, as
+    ``1d2h3m4s`` (absent when unknown); ``up_to_date`` is false while a Deployment still rolls
+    out an older spec; ``previous_schedule`` and ``next_schedule`` (ISO 8601, UTC) are there for
+    scheduled jobs only. Fields without a value are absent from the JSON.
     """
 
     short: StatusShort
     messages: list[str] = []
-    duration: int | None = None
+    duration: str | SkipJsonSchema[None] = _absent("Running for, or took: e.g. 1h2m3s.")
     up_to_date: bool = True
-    previous_schedule: dt.datetime | None = None
-    next_schedule: dt.datetime | None = None
+    previous_schedule: dt.datetime | SkipJsonSchema[None] = _absent(
+        "Scheduled jobs: when the last run was scheduled."
+    )
+    next_schedule: dt.datetime | SkipJsonSchema[None] = _absent(
+        "Scheduled jobs: when the next run is due."
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object, without the fields that have no value."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+#: Fields of every job type, in the order of the JSON, then those of each type.
+_COMMON_FIELDS = (
+    "name",
+    "cmd",
+    "imagename",
+    "job_type",
+    "filelog",
+    "filelog_stdout",
+    "filelog_stderr",
+    "emails",
+    "mount",
+    "memory",
+    "cpu",
+)
+_TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "one-off": ("retry",),
+    "scheduled": ("schedule", "retry", "timeout"),
+    "continuous": ("replicas", "port", "port_protocol", "health_check"),
+}
+#: Always in a job's JSON, set by the user or not (the clients need them).
+_ALWAYS = frozenset({"name", "cmd", "imagename", "job_type"})
 
 
 class Job(JobSpec):
-    """A job as the API returns it: the normalised spec plus what the cluster says."""
+    """A job as the API knows it: the normalised spec plus what the cluster says. Its JSON
+    (:meth:`wire`) has the shape of its type."""
 
     image: str = Field(description="The image reference the pods run.")
+    image_state: str = Field(
+        default="unknown",
+        description="State of the image in the image list: stable, deprecated, ... "
+        "(unknown when the image is no longer listed).",
+    )
     schedule_actual: str | None = Field(
         default=None, description="The cron line the CronJob runs (scheduled)."
     )
@@ -396,37 +544,117 @@ class Job(JobSpec):
         status_short: str,
         status_long: str,
         schedule_actual: str | None = None,
+        image_state: str = "unknown",
     ) -> Job:
         """Combine a stored spec (validated) with what was read from the cluster. The spec's
         rules are not run again (they are slow for schedules, and a list builds many jobs)."""
         values = {name: getattr(spec, name) for name in JobSpec.model_fields}
-        return cls.model_construct(
+        job = cls.model_construct(
             _fields_set=set(cls.model_fields),
             **values,
             image=image,
+            image_state=image_state,
             schedule_actual=schedule_actual,
             status_short=status_short,
             status_long=status_long,
             status=status,
         )
+        job._user_set = spec.user_set
+        return job
+
+    def wire(self, *, tool: str, include_unset: bool = True) -> dict[str, Any]:
+        """The job's JSON as production serves it (REFERENCE.md, "The wire as production serves
+        it"): the fields of its type only, none of them ``null``; with ``include_unset`` false,
+        only the fields the user set (and ``name``, ``cmd``, ``imagename``, ``job_type``), so that
+        ``dump`` writes what ``load`` accepts back. With ``include_unset``, a filelog job shows
+        its default files (``/data/project/<tool>/<name>.out|.err``)."""
+        out: dict[str, Any] = {}
+        for field in (*_COMMON_FIELDS, *_TYPE_FIELDS[self.kind]):
+            if not include_unset and field not in _ALWAYS and field not in self.user_set:
+                continue
+            value = getattr(self, field)
+            if value is None and include_unset and self.filelog and field.startswith("filelog_"):
+                suffix = ".out" if field == "filelog_stdout" else ".err"
+                value = f"{pod_home(tool)}/{self.name}{suffix}"
+            if value is None:
+                continue
+            out[field] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        out["image"] = self.image
+        out["image_state"] = self.image_state
+        if self.kind == "scheduled" and self.schedule_actual is not None:
+            out["schedule_actual"] = self.schedule_actual
+        out["status_short"] = self.status_short
+        out["status_long"] = self.status_long
+        out["status"] = self.status.wire()
+        return out
 
 
-class MessagesResponse(_Response):
-    """Body of DELETE, flush, restart and of every error (``messages.error`` filled)."""
+# ----- the documented shapes of a job in answers (what :meth:`Job.wire` writes) -----------
 
-    messages: Messages = Field(default_factory=Messages)
+
+class _JobOutBase(_Response):
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH})
+    cmd: str
+    imagename: str = Field(description="As the user gave it (a shortname or an alias).")
+    filelog: bool = Field(default=False, description="Output appended to files in the home.")
+    filelog_stdout: str | SkipJsonSchema[None] = _absent("stdout file (filelog jobs).")
+    filelog_stderr: str | SkipJsonSchema[None] = _absent("stderr file (filelog jobs).")
+    emails: EmailOption = "none"
+    mount: MountOption = "all"
+    memory: str = "0.5Gi"
+    cpu: str = "0.1"
+    image: str = Field(description="The image reference the pods run.")
+    image_state: str = Field(description="stable, deprecated, ... or unknown.")
+    status_short: str = Field(description='Legacy short status, e.g. "Running".')
+    status_long: str = Field(description="Legacy human explanation of the status.")
+    status: JobStatus
+
+
+class OneOffJobOut(_JobOutBase):
+    """A one-off job (batch/v1 Job). With ``include_unset=false`` the fields the user never
+    set are absent."""
+
+    job_type: Literal["one-off"]
+    retry: int = 0
+
+
+class ScheduledJobOut(_JobOutBase):
+    """A scheduled job (CronJob): ``schedule`` as the user wrote it, ``schedule_actual`` the
+    cron line it runs on."""
+
+    job_type: Literal["scheduled"]
+    schedule: str
+    schedule_actual: str | SkipJsonSchema[None] = _absent("The cron line the CronJob runs.")
+    retry: int = 0
+    timeout: int | SkipJsonSchema[None] = _absent("Seconds a run may take.")
+
+
+class ContinuousJobOut(_JobOutBase):
+    """A continuous job (Deployment, plus a Service when it has a port)."""
+
+    job_type: Literal["continuous"]
+    replicas: int = 1
+    port: int | SkipJsonSchema[None] = _absent("The port served.")
+    port_protocol: PortProtocol | SkipJsonSchema[None] = _absent("tcp or udp (with a port).")
+    health_check: HealthCheck | SkipJsonSchema[None] = _absent("The health check, if any.")
+
+
+#: A job in an answer: its shape depends on ``job_type``.
+JobOut = Annotated[
+    OneOffJobOut | ScheduledJobOut | ContinuousJobOut, Field(discriminator="job_type")
+]
 
 
 class JobListResponse(MessagesResponse):
     """GET ``/v1/tool/{t}/jobs``."""
 
-    jobs: list[Job]
+    jobs: list[JobOut]
 
 
 class JobResponse(MessagesResponse):
     """GET ``/v1/tool/{t}/jobs/{name}``, and POST ``/v1/tool/{t}/jobs`` (201)."""
 
-    job: Job
+    job: JobOut
 
 
 class JobChangedResponse(MessagesResponse):
@@ -436,10 +664,12 @@ class JobChangedResponse(MessagesResponse):
 
 
 class ImageSummary(_Response):
-    """One usable image."""
+    """One usable image: its canonical ``shortname``, the ``image`` reference, and the other
+    names (``aliases``) that ``imagename`` may use for it."""
 
     shortname: str
     image: str
+    aliases: list[str] = []
 
 
 class ImagesResponse(MessagesResponse):
@@ -450,11 +680,12 @@ class ImagesResponse(MessagesResponse):
 
 class QuotaItem(_Response):
     """One line of the quota: ``limit`` and ``used`` in human units (``"4Gi"``, ``"500m"``);
-    ``used`` is null where it has no meaning (per-job limits)."""
+    ``used`` is absent where it has no meaning (per-job limits), so that the upstream client
+    prints that category without a Used column."""
 
     name: str
     limit: str | None
-    used: str | None
+    used: str | SkipJsonSchema[None] = _absent("What is in use, in human units.")
 
 
 class QuotaCategory(_Response):
@@ -472,10 +703,22 @@ class QuotaResponse(MessagesResponse):
     quota: Quota
 
 
-class HealthResponse(MessagesResponse):
-    """GET ``/v1/healthz``."""
+class Health(_Response):
+    """``status`` OK (the process serves requests) and a human ``message``."""
 
-    status: Literal["OK"] = "OK"
+    status: Literal["OK", "ERROR"] = "OK"
+    message: str = "OK"
+
+
+class HealthResponse(MessagesResponse):
+    """GET ``/v1/healthz``: ``{health: {status, message}, messages}``."""
+
+    health: Health = Field(default_factory=Health)
+
+
+#: The body of every error: ``{"error": ["<message>", ...]}`` (REFERENCE.md, "The wire as
+#: production serves it": no ``messages`` wrapper); the kit's, shared by every backend.
+ErrorResponse = ErrorBody
 
 
 class LogLine(_Response):
@@ -487,9 +730,9 @@ class LogLine(_Response):
     message: str
 
 
-def error_response(*errors: str) -> MessagesResponse:
-    """An error body: ``{"messages": {"info": [], "warning": [], "error": [...]}}``."""
-    return MessagesResponse(messages=Messages(error=list(errors)))
+def error_response(*errors: str) -> ErrorResponse:
+    """An error body: ``{"error": [...]}``."""
+    return ErrorResponse(error=list(errors))
 
 
 def validation_messages(exc: ValidationError) -> list[str]:

@@ -23,8 +23,9 @@ Rules:
   out), anything else is deleted and created again.
 - restart: continuous -> rollout via the ``restartedAt`` pod template annotation; scheduled ->
   a Job from the CronJob's template, owned by the CronJob, started now; one-off -> 400.
-- logs: the pod log API over the job's pods; 404 when the job writes its output to files
-  (filelog) or has no pods.
+- logs: the pod log API over the job's pods; 404 ``Job 'x' does not have any logs available``
+  when the job writes its output to files (filelog), has no pods or no output yet.
+- ``mount: none`` is only for build service images: 400 on a standard image.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from toolforge_jobs.builders import (
     image_of,
     job_from_objects,
     manual_job_from_cronjob,
+    resolve_filelog_paths,
     schedule_actual_of,
 )
 from toolforge_jobs.cache import SELECTIONS, ObjectCache
@@ -56,7 +58,14 @@ from toolforge_jobs.images import (
 )
 from toolforge_jobs.limits import check_limits, quota_view
 from toolforge_jobs.logstream import PodLogs
-from toolforge_jobs.models import ImageSummary, Job, JobSpec, Quota, specs_equal
+from toolforge_jobs.models import (
+    ImageSummary,
+    Job,
+    JobSpec,
+    Quota,
+    is_buildservice_image,
+    specs_equal,
+)
 from toolforge_jobs.objects import (
     MANAGED_SELECTOR,
     NAME_LABEL,
@@ -166,7 +175,9 @@ class JobsService:
             raise NotFoundError(f"Job '{name}' does not exist")
         return primary
 
-    def _job(self, primary: Obj, snap: Snapshot, now: dt.datetime) -> Job:
+    def _job(
+        self, primary: Obj, snap: Snapshot, now: dt.datetime, images: ImageList | None = None
+    ) -> Job:
         """The job of ``primary`` with its status. The spec, image and cron line read from a
         primary are kept per ``(uid, resourceVersion)``, and the :class:`Job` built last for
         it is reused while its status report stays equal (:class:`JobMemo`)."""
@@ -193,17 +204,28 @@ class JobsService:
         else:
             events = snap.events_for([primary, *pods])
         report = compute_status(primary, jobs=children, pods=pods, events=events, now=now)
-        if memo.job is None or memo.report != report:
+        image_state = (images.state_of(spec.imagename) if images else None) or "unknown"
+        if memo.job is None or memo.report != report or memo.job.image_state != image_state:
             memo.report = report
             memo.job = Job.from_spec(
                 spec,
                 image=memo.image,
+                image_state=image_state,
                 status=report.status,
                 status_short=report.status_short,
                 status_long=report.status_long,
                 schedule_actual=memo.schedule_actual,
             )
         return memo.job
+
+    async def _images_or_none(self) -> ImageList | None:
+        """The image list for ``image_state``; ``None`` (state ``unknown``) when it cannot be
+        read now: a job list does not fail for that."""
+        try:
+            return await self.image_list()
+        except APIError as exc:
+            _log.warning("image list unavailable for image_state: %s", exc.message)
+            return None
 
     async def _list_objects(self, tool: str) -> dict[str, list[Obj]]:
         """What ``list`` reads (:data:`~toolforge_jobs.cache.SELECTIONS`): from the object
@@ -222,7 +244,7 @@ class JobsService:
 
     async def list_jobs(self, tool: str) -> ListResult:
         """All jobs of the tool, sorted by name, with their status."""
-        objects = await self._list_objects(tool)
+        objects, images = await gather_all(self._list_objects(tool), self._images_or_none())
         jobs, cronjobs, deployments = objects["jobs"], objects["cronjobs"], objects["deployments"]
         pods, events = objects["pods"], objects["events"]
         snap = Snapshot.build(jobs, pods, events)
@@ -233,7 +255,7 @@ class JobsService:
             if not is_primary(primary):
                 continue
             try:
-                result.append(self._job(primary, snap, now))
+                result.append(self._job(primary, snap, now, images))
             except _UNREADABLE as exc:
                 name = meta(primary).get("name")
                 _log.warning("tool %s: %s %s: %r", tool, primary.get("kind"), name, exc)
@@ -261,11 +283,13 @@ class JobsService:
         """
         if not possible_name(name):
             raise NotFoundError(f"Job '{name}' does not exist")
-        primary, snap = await self._job_snapshot(tool, name)
+        (primary, snap), images = await gather_all(
+            self._job_snapshot(tool, name), self._images_or_none()
+        )
         if primary is None:
             raise NotFoundError(f"Job '{name}' does not exist")
         try:
-            return self._job(primary, snap, self._clock())
+            return self._job(primary, snap, self._clock(), images)
         except _UNREADABLE as exc:
             _log.warning("tool %s: %s", tool, exc)
             raise ConflictError(
@@ -293,7 +317,10 @@ class JobsService:
     async def images(self) -> list[ImageSummary]:
         """The usable (stable) images, sorted by shortname."""
         listed = (await self.image_list()).listed()
-        return [ImageSummary(shortname=i.shortname, image=i.image) for i in listed]
+        return [
+            ImageSummary(shortname=i.shortname, image=i.image, aliases=list(i.aliases))
+            for i in listed
+        ]
 
     async def quota(self, tool: str) -> Quota:
         """The tool's quota (ResourceQuota and LimitRange ``tool-<tool>``) in human units."""
@@ -324,13 +351,16 @@ class JobsService:
             ) from exc
         return context
 
-    async def _prepare(self, tool: str, spec: JobSpec) -> tuple[list[Obj], Obj | None]:
-        """The objects to create for ``spec`` and the existing job of that name.
+    async def _prepare(self, tool: str, spec: JobSpec) -> tuple[list[Obj], Obj | None, ToolContext]:
+        """The objects to create for ``spec``, the existing job of that name and the tool.
 
         Raises:
+            BadRequestError: ``mount: none`` on a standard image (upstream's message).
             JobSpecError: unknown image, memory/cpu outside the LimitRange, filelog path
                 outside the home.
         """
+        if spec.mount == "none" and not is_buildservice_image(spec.imagename):
+            raise BadRequestError("Mount type none is only supported for build service images")
         images, context, limit_range, existing = await gather_all(
             self.image_list(),
             self._tool_context(tool),
@@ -339,7 +369,7 @@ class JobsService:
         )
         image = images.resolve(spec.imagename)
         check_limits(spec, limit_range)
-        return build_objects(spec, context, image.image), existing
+        return build_objects(spec, context, image.image), existing, context
 
     async def _create_objects(self, tool: str, objects: list[Obj]) -> Obj:
         """Create ``objects`` in order (a Service becomes owned by the Deployment before it, so
@@ -380,8 +410,8 @@ class JobsService:
         status = self._job(job, snap, self._clock()).status.short
         return status in ("succeeded", "failed")
 
-    def _fresh_job(self, primary: Obj) -> Job:
-        return self._job(primary, Snapshot(), self._clock())
+    def _fresh_job(self, primary: Obj, images: ImageList | None = None) -> Job:
+        return self._job(primary, Snapshot(), self._clock(), images)
 
     async def create(self, tool: str, spec: JobSpec) -> tuple[Job, list[str]]:
         """Create a job; returns it (status as just created) and info messages.
@@ -390,7 +420,7 @@ class JobsService:
             ConflictError: a job of that name exists and is not a finished one-off job.
             JobSpecError: see :meth:`_prepare`.
         """
-        objects, existing = await self._prepare(tool, spec)
+        objects, existing, _ = await self._prepare(tool, spec)
         info: list[str] = []
         if existing is not None:
             if existing.get("kind") == "Job" and await self._has_ended(tool, existing):
@@ -400,32 +430,33 @@ class JobsService:
                 raise ConflictError(f"Job '{spec.name}' already exists")
         primary = await self._create_objects(tool, objects)
         info.append(f"Job '{spec.name}' created")
-        return self._fresh_job(primary), info
+        return self._fresh_job(primary, await self._images_or_none()), info
 
     async def upsert(self, tool: str, spec: JobSpec) -> tuple[bool, str]:
         """Create or update a job so that it matches ``spec`` (PATCH, ``load``); returns
-        ``(job_changed, message)`` with message ``Job 'x' created``, ``Job 'x' updated`` or
-        ``Job 'x' is already up to date``."""
-        objects, existing = await self._prepare(tool, spec)
+        ``(job_changed, message)`` with upstream's messages (REFERENCE.md, "The wire as
+        production serves it"): ``Job x created``, ``Job x was updated in storage and
+        runtime`` or ``Job x is already up to date``."""
+        objects, existing, context = await self._prepare(tool, spec)
         if existing is None:
             await self._create_objects(tool, objects)
-            return True, f"Job '{spec.name}' created"
+            return True, f"Job {spec.name} created"
         try:
             current: JobSpec | None = job_from_objects([existing])
         except UnreadableJobError:
             current = None
         if (
             current is not None
-            and specs_equal(current, spec)
+            and specs_equal(_with_log_files(current, context), _with_log_files(spec, context))
             and image_of(existing) == image_of(objects[0])
         ):
-            return False, f"Job '{spec.name}' is already up to date"
+            return False, f"Job {spec.name} is already up to date"
         if existing["kind"] == objects[0]["kind"] and existing["kind"] != "Job":
             await self._replace(tool, existing, objects)
         else:
             await self._delete_objects(tool, existing)
             await self._create_objects(tool, objects)
-        return True, f"Job '{spec.name}' updated"
+        return True, f"Job {spec.name} was updated in storage and runtime"
 
     async def _replace(self, tool: str, existing: Obj, objects: list[Obj]) -> None:
         """Replace a CronJob or Deployment in place and converge its Service."""
@@ -541,3 +572,13 @@ class JobsService:
 
 async def _none() -> None:
     return None
+
+
+def _with_log_files(spec: JobSpec, context: ToolContext) -> JobSpec:
+    """``spec`` with its filelog files as the absolute paths they resolve to, so that
+    ``out.log``, ``/data/project/<tool>/out.log`` and, for the defaults, no path at all compare
+    equal (a client that sends back what ``show`` answered changes nothing)."""
+    paths = resolve_filelog_paths(spec, context)
+    if paths is None:
+        return spec
+    return spec.model_copy(update={"filelog_stdout": paths[0], "filelog_stderr": paths[1]})

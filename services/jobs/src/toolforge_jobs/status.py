@@ -147,6 +147,11 @@ def format_duration(seconds: int) -> str:
     return "".join(parts)
 
 
+def _duration(seconds: int | None) -> str | None:
+    """``status.duration`` on the wire: :func:`format_duration`, ``None`` when unknown."""
+    return None if seconds is None else format_duration(seconds)
+
+
 def _conditions(obj: Obj) -> dict[str, Obj]:
     return {c.get("type", ""): c for c in (obj.get("status") or {}).get("conditions") or []}
 
@@ -409,7 +414,7 @@ def job_status(
     its pods. ``now`` (aware) gives the duration of a running Job."""
     short, messages, duration = _job_run(job, pods_of_job(job, pods), list(events), now)
     return StatusReport(
-        status=JobStatus(short=short, messages=messages, duration=duration),
+        status=JobStatus(short=short, messages=messages, duration=_duration(duration)),
         status_short=_LEGACY_SHORT[short],
         status_long=_long(short, messages, duration),
     )
@@ -489,7 +494,7 @@ def cronjob_status(
         status=JobStatus(
             short=short,
             messages=messages,
-            duration=duration,
+            duration=_duration(duration),
             previous_schedule=previous,
             next_schedule=upcoming,
         ),
@@ -548,7 +553,9 @@ def deployment_status(
     ]
     duration = _seconds(min(starts), now) if starts and short == "running" else None
     return StatusReport(
-        status=JobStatus(short=short, messages=messages, duration=duration, up_to_date=up_to_date),
+        status=JobStatus(
+            short=short, messages=messages, duration=_duration(duration), up_to_date=up_to_date
+        ),
         status_short=_LEGACY_SHORT[short],
         status_long=_long(short, messages, duration),
     )

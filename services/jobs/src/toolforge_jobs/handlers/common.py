@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from toolforge_jobs.metrics import JobsMetrics
-from toolforge_jobs.models import MessagesResponse
+from toolforge_jobs.models import ErrorResponse
 from toolforge_jobs.service import JobsService
 from toolforge_kit.app import Responses, error_responses
 
@@ -44,17 +44,21 @@ JobName = Annotated[str, Path(description="The job's name.")]
 AUTH = {
     401: "No gateway client certificate, or no valid identity header.",
     403: "Another tool's path, a service identity, or Kubernetes RBAC refused it.",
+    500: "An unexpected error of the jobs API (logged).",
+    502: "kube-apiserver answered with an error, or the tool is not fully set up.",
     503: "kube-apiserver cannot be reached; see Retry-After.",
 }
 VALIDATION = {422: "A field of the request breaks a rule; messages name the field."}
 NOT_FOUND = {404: "Job 'x' does not exist."}
 SPEC = {
-    400: "imagename not in the image list, memory/cpu outside the LimitRange, bad paths.",
+    400: "imagename not in the image list, memory/cpu outside the LimitRange, bad paths, "
+    "mount none on a standard image.",
     409: "A job of that name exists (or changed meanwhile).",
     **VALIDATION,
 }
 
 
 def errors(*groups: Mapping[int, str], json_only: bool = False) -> Responses:
-    """The documented error answers of a tool route: :data:`AUTH` and ``groups``."""
-    return error_responses(MessagesResponse, AUTH, *groups, json_only=json_only)
+    """The documented error answers of a tool route: :data:`AUTH` and ``groups``, each with
+    the body ``{"error": [...]}``."""
+    return error_responses(ErrorResponse, AUTH, *groups, json_only=json_only)

@@ -5,8 +5,9 @@ wraps its answer in the wire envelope.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Response, status
 
 from toolforge_jobs.handlers.common import (
@@ -29,6 +30,24 @@ from toolforge_jobs.models import (
 from toolforge_kit.app import ToolName, json_reply
 from toolforge_kit.streaming import NDJSONStreamingResponse
 
+#: ``include_unset`` of list and show (REFERENCE.md, "The wire as production serves it").
+IncludeUnset = Annotated[
+    bool,
+    Query(
+        description="false: leave out the fields the user never set (what `dump` writes, "
+        "and `load` accepts back)."
+    ),
+]
+
+
+def _json(body: dict[str, Any], status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+def _messages(messages: Messages) -> dict[str, Any]:
+    return messages.model_dump(mode="json")
+
+
 __all__ = ["router"]
 
 router = APIRouter()
@@ -37,25 +56,24 @@ router = APIRouter()
 @router.get(
     "/v1/tool/{tool}/jobs",
     tags=["jobs"],
+    operation_id="jobs_list_jobs",
     response_model=JobListResponse,
     responses=errors(VALIDATION),
 )
-async def list_jobs(tool: ToolName, service: Service) -> Response:
-    """All jobs of the tool with their status."""
+async def list_jobs(
+    tool: ToolName, service: Service, include_unset: IncludeUnset = True
+) -> Response:
+    """All jobs of the tool with their status; each job has the shape of its type."""
     result = await service.list_jobs(tool)
-    # model_construct: the jobs are built and checked already; validating the list again
-    # would run JobSpec's model validator once more per job.
-    return json_reply(
-        JobListResponse.model_construct(
-            jobs=result.jobs, messages=Messages(warning=result.warnings)
-        )
-    )
+    jobs = [job.wire(tool=tool, include_unset=include_unset) for job in result.jobs]
+    return _json({"jobs": jobs, "messages": _messages(Messages(warning=result.warnings))})
 
 
 @router.post(
     "/v1/tool/{tool}/jobs",
     tags=["jobs"],
     status_code=status.HTTP_201_CREATED,
+    operation_id="jobs_create_job",
     response_model=JobResponse,
     responses=errors(SPEC),
 )
@@ -63,18 +81,21 @@ async def create_job(tool: ToolName, service: Service, spec: JobSpec) -> Respons
     """Create a job; 409 if one of that name exists, except a finished one-off job,
     which is replaced."""
     job, info = await service.create(tool, spec)
-    return json_reply(JobResponse(job=job, messages=Messages(info=info)), status.HTTP_201_CREATED)
+    body = {"job": job.wire(tool=tool), "messages": _messages(Messages(info=info))}
+    return _json(body, status.HTTP_201_CREATED)
 
 
 @router.patch(
     "/v1/tool/{tool}/jobs",
     tags=["jobs"],
+    operation_id="jobs_upsert_job",
     response_model=JobChangedResponse,
     responses=errors(SPEC),
 )
 async def upsert_job(tool: ToolName, service: Service, spec: JobSpec) -> Response:
-    """Create or update one job (``toolforge jobs load``); ``messages.info`` says
-    "created", "updated" or "already up to date"."""
+    """Create or update one job (``toolforge jobs load``); ``messages.info`` is
+    ``Job NAME created``, ``Job NAME was updated in storage and runtime`` or ``Job NAME is
+    already up to date``."""
     changed, message = await service.upsert(tool, spec)
     return json_reply(JobChangedResponse(job_changed=changed, messages=Messages(info=[message])))
 
@@ -82,6 +103,7 @@ async def upsert_job(tool: ToolName, service: Service, spec: JobSpec) -> Respons
 @router.delete(
     "/v1/tool/{tool}/jobs",
     tags=["jobs"],
+    operation_id="jobs_flush_jobs",
     response_model=MessagesResponse,
     responses=errors(VALIDATION),
 )
@@ -94,17 +116,24 @@ async def flush_jobs(tool: ToolName, service: Service) -> MessagesResponse:
 @router.get(
     "/v1/tool/{tool}/jobs/{name}",
     tags=["jobs"],
+    operation_id="jobs_show_job",
     response_model=JobResponse,
     responses=errors(NOT_FOUND, VALIDATION),
 )
-async def show_job(tool: ToolName, name: JobName, service: Service) -> Response:
-    """One job with its status."""
-    return json_reply(JobResponse(job=await service.show(tool, name)))
+async def show_job(
+    tool: ToolName, name: JobName, service: Service, include_unset: IncludeUnset = True
+) -> Response:
+    """One job with its status, in the shape of its type."""
+    job = await service.show(tool, name)
+    return _json(
+        {"job": job.wire(tool=tool, include_unset=include_unset), "messages": _messages(Messages())}
+    )
 
 
 @router.delete(
     "/v1/tool/{tool}/jobs/{name}",
     tags=["jobs"],
+    operation_id="jobs_delete_job",
     response_model=MessagesResponse,
     responses=errors(NOT_FOUND, VALIDATION),
 )
@@ -119,10 +148,14 @@ async def delete_job(tool: ToolName, name: JobName, service: Service) -> Message
     tags=["jobs"],
     response_class=NDJSONStreamingResponse,
     status_code=status.HTTP_200_OK,
+    operation_id="jobs_job_logs",
     responses={
         200: {"description": "One LogLine JSON object per line (NDJSON)."},
         **errors(
-            {404: "No such job, the job uses filelog, or it has no pods."},
+            {
+                404: "No such job; or \"Job 'x' does not have any logs available\": it uses "
+                "filelog, has no pods, or (not following) has no output yet."
+            },
             VALIDATION,
             json_only=True,
         ),
@@ -148,6 +181,7 @@ async def job_logs(
 @router.post(
     "/v1/tool/{tool}/jobs/{name}/restart",
     tags=["jobs"],
+    operation_id="jobs_restart_job",
     response_model=MessagesResponse,
     responses=errors({400: "One-off jobs cannot be restarted."}, NOT_FOUND, VALIDATION),
 )

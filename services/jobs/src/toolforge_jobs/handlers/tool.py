@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from toolforge_jobs.handlers.common import VALIDATION, Service, errors
 from toolforge_jobs.models import ImagesResponse, QuotaResponse
-from toolforge_kit.app import ToolName
+from toolforge_kit.app import ToolName, json_reply
 
 __all__ = ["router"]
 
@@ -16,11 +16,12 @@ router = APIRouter()
 @router.get(
     "/v1/tool/{tool}/images",
     tags=["images"],
+    operation_id="jobs_images",
     response_model=ImagesResponse,
     responses=errors(VALIDATION),
 )
 async def images(tool: ToolName, service: Service) -> ImagesResponse:
-    """The images jobs may use (``imagename``)."""
+    """The images jobs may use: ``imagename`` is a ``shortname`` or one of its ``aliases``."""
     del tool
     return ImagesResponse(images=await service.images())
 
@@ -28,9 +29,10 @@ async def images(tool: ToolName, service: Service) -> ImagesResponse:
 @router.get(
     "/v1/tool/{tool}/quotas",
     tags=["quotas"],
+    operation_id="jobs_quotas",
     response_model=QuotaResponse,
     responses=errors(VALIDATION),
 )
-async def quotas(tool: ToolName, service: Service) -> QuotaResponse:
-    """The tool's quota and its use, in human units."""
-    return QuotaResponse(quota=await service.quota(tool))
+async def quotas(tool: ToolName, service: Service) -> Response:
+    """The tool's quota and its use, in human units (``used`` absent for per-job limits)."""
+    return json_reply(QuotaResponse(quota=await service.quota(tool)), exclude_none=True)

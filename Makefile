@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := python3 -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help deps apt uv python binaries images run up deploy down status test lint format clean-cache
+.PHONY: help deps apt uv python binaries images upstream-clients run up deploy down status test lint format clean-cache
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ binaries: deps ## Build etcd, Kubernetes and CoreDNS with Go (cached by version)
 images: deps ## Build the pause, bookworm and python3.11 OCI images (cached)
 	@echo "==> OCI images"
 	@$(RUN) toolforge-dev images
+
+upstream-clients: python ## The upstream Toolforge clients (Python 3.13 venv, hash-pinned, cached)
+	@$(RUN) python -m toolforge_dev.upstream_clients >/dev/null
 
 run: binaries images ## Bring the platform up in the foreground; Ctrl-C stops everything
 	@$(RUN) toolforge-dev run
@@ -59,7 +62,7 @@ format: python
 	@$(RUN) ruff check --fix .
 	@$(RUN) ruff format .
 
-test: binaries images lint ## The full suite: lint, then pytest on the real local cluster
+test: binaries images upstream-clients lint ## The full suite: lint, then pytest on the real local cluster
 	@echo "==> pytest"
 	@$(RUN) pytest
 

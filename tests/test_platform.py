@@ -113,7 +113,7 @@ def test_builds_through_the_gateway(
         name = started.json()["new_build"]["name"]
         assert name.startswith(f"{tool.name}-buildpacks-pipelinerun-")
         builds = client.get(f"{base}/builds").json()["builds"]
-        assert [(b["build_id"], b["status"]) for b in builds] == [(name, "pending")]
+        assert [(b["build_id"], b["status"]) for b in builds] == [(name, "BUILD_PENDING")]
         assert client.delete(f"{base}/builds/{name}").status_code == 200
         assert client.get(f"{base}/builds/{name}").status_code == 404
         spec = client.get("/openapi.json").json()

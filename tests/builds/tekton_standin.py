@@ -2,8 +2,9 @@
 
 With cluster-admin rights it does what Tekton would do to a PipelineRun:
 
-- :func:`set_condition` writes the ``Succeeded`` condition (and start/completion times)
-  through the PipelineRun's ``status`` subresource;
+- :func:`set_condition` writes the ``Succeeded`` condition (and start/completion times, and
+  the run's results, such as the pushed image's ``APP_IMAGE_DIGEST``) through the
+  PipelineRun's ``status`` subresource;
 - :func:`create_taskrun_pod` creates a TaskRun pod in the builds namespace with Tekton's
   labels (``tekton.dev/pipelineRun``, ``tekton.dev/taskRun``, ``tekton.dev/pipelineTask``) and
   container names (init containers ``prepare``, ``place-scripts``; steps ``step-clone``,
@@ -28,9 +29,17 @@ def _now() -> str:
 
 
 async def set_condition(
-    admin_api: k8s.ApiClient, name: str, status: str, reason: str, message: str = ""
+    admin_api: k8s.ApiClient,
+    name: str,
+    status: str,
+    reason: str,
+    message: str = "",
+    *,
+    results: Mapping[str, str] | None = None,
 ) -> None:
-    """Set the PipelineRun's ``Succeeded`` condition (``status``: True/False/Unknown)."""
+    """Set the PipelineRun's ``Succeeded`` condition (``status``: True/False/Unknown) and,
+    when given, its ``status.results`` (``{name: value}``, as Tekton writes a Pipeline's
+    results when the run ends)."""
     body: dict[str, Any] = {
         "status": {
             "conditions": [
@@ -47,6 +56,8 @@ async def set_condition(
     }
     if status in ("True", "False"):
         body["status"]["completionTime"] = _now()
+    if results:
+        body["status"]["results"] = [{"name": k, "value": v} for k, v in results.items()]
     response = await admin_api.call_api(
         f"/apis/tekton.dev/v1/namespaces/{NAMESPACE}/pipelineruns/{name}/status",
         "PATCH",

@@ -64,7 +64,7 @@ async def test_start_show_cancel_delete_and_ownership(
 ) -> None:
     tool, other = tools
     async with builds_api(cluster) as api:
-        assert (await api.call("GET", tool, "/builds/latest")).json()["messages"]["error"] == [
+        assert (await api.call("GET", tool, "/builds/latest")).json()["error"] == [
             "No builds exist yet."
         ]
         response = await api.start(
@@ -73,7 +73,7 @@ async def test_start_show_cancel_delete_and_ownership(
         assert response.status_code == 200, response.text
         new = response.json()["new_build"]
         assert new["resolved_ref"] == COMMIT
-        assert new["parameters"]["envvars"] == ["API_TOKEN"]  # names only
+        assert new["parameters"]["envvars"] == {"API_TOKEN": "***"}  # names only
         assert "s3cr3t-token-value" not in response.text
         name = new["name"]
         assert name.startswith(f"{tool}-buildpacks-pipelinerun-")
@@ -94,9 +94,9 @@ async def test_start_show_cancel_delete_and_ownership(
             assert reply.status_code == 200, reply.text
             return str(reply.json()["build"]["status"])
 
-        assert await status() == "pending"
+        assert await status() == "BUILD_PENDING"
         await set_condition(admin_api, name, "Unknown", "Running")
-        assert await status() == "running"
+        assert await status() == "BUILD_RUNNING"
         listed = (await api.call("GET", tool, "/builds")).json()["builds"]
         assert [b["build_id"] for b in listed] == [name]
         assert (await api.call("GET", tool, "/builds/latest")).json()["build"]["build_id"] == name
@@ -110,7 +110,7 @@ async def test_start_show_cancel_delete_and_ownership(
         ):
             reply = await api.call(method, other, path)
             assert reply.status_code == 404, (method, path, reply.text)
-            assert reply.json()["messages"]["error"] == [f"Build '{name}' does not exist."]
+            assert reply.json()["error"] == [f"Build '{name}' does not exist."]
         assert (await api.call("GET", other, "/builds")).json()["builds"] == []
         # and the gateway identity must match the path
         reply = await api.client.get(
@@ -123,10 +123,10 @@ async def test_start_show_cancel_delete_and_ownership(
         (run,) = await _runs(admin_api, tool)
         assert run["spec"]["status"] == "Cancelled"
         await set_condition(admin_api, name, "False", "Cancelled")
-        assert await status() == "cancelled"
+        assert await status() == "BUILD_CANCELLED"
         reply = await api.call("PUT", tool, f"/builds/{name}/cancel")
         assert reply.status_code == 409
-        assert "already finished" in reply.json()["messages"]["error"][0]
+        assert "already finished (cancelled)" in reply.json()["error"][0]
 
         assert (await api.call("DELETE", tool, f"/builds/{name}")).status_code == 200
         assert await _runs(admin_api, tool) == []
@@ -150,8 +150,8 @@ async def test_success_status_and_retention_prunes_only_finished(
         for name in (bad1, bad2):
             await set_condition(admin_api, name, "False", "Failed")
         shown = (await api.call("GET", tool, f"/builds/{ok2}")).json()["build"]
-        assert shown["status"] == "success"
-        assert shown["end_time"] is not None
+        assert shown["status"] == "BUILD_SUCCESS"
+        assert shown["end_time"].endswith("Z")
         assert shown["destination_image"] == f"registry.local/tool-{tool}/tool-{tool}:latest"
         # The next start prunes the older successful and failed runs, never a pending one.
         response = await api.start(tool, ref=COMMIT)
@@ -182,10 +182,12 @@ async def test_concurrent_starts_on_two_replicas_never_exceed_quota(
         ]
         for reply in replies:
             if reply.status_code == 409:
-                assert reply.json()["messages"]["error"][0].startswith("4 out of 4 builds running")
+                assert reply.json()["error"][0].startswith("4 out of 4 builds running")
         assert len(await _runs(admin_api, tool)) == 4
         quota = (await one.call("GET", tool, "/quotas")).json()["quota"]
-        assert quota["categories"][0]["items"][0]["used"] == "4"
+        builds = next(c for c in quota["categories"] if c["name"] == "Builds")
+        assert builds["items"][0]["used"] == "4"
+        assert builds["items"][0]["capacity"] == "100%"
 
         # A finished build frees its slot; the next start is admitted again, and only one.
         finished = next(r.json()["new_build"]["name"] for r in replies if r.status_code == 200)
@@ -276,13 +278,13 @@ async def test_unreachable_repository_is_400_and_creates_nothing(
             json={"source_url": "https://git.example.invalid/a/b", "ref": "main"},
         )
         assert reply.status_code == 400, reply.text
-        assert reply.json()["messages"]["error"][0].startswith("source_url: cannot resolve")
+        assert reply.json()["error"][0].startswith("source_url: cannot resolve")
         bad = await api.call("POST", tool, "/builds", json={"source_url": "file:///etc/passwd"})
         assert bad.status_code == 400
-        assert bad.json()["messages"]["error"][0].startswith("source_url: ")
+        assert bad.json()["error"][0].startswith("source_url: ")
         bad = await api.start(tool, ref="-x")
         assert bad.status_code == 400
-        assert bad.json()["messages"]["error"][0].startswith("ref: ")
+        assert bad.json()["error"][0].startswith("ref: ")
         assert await _runs(admin_api, tool) == []
         core = k8s.CoreV1Api(admin_api)
         with pytest.raises(k8s.ApiException):
@@ -299,6 +301,4 @@ async def test_unreachable_apiserver_is_503(cluster: Cluster, tmp_path: Path) ->
         reply = await api.call("GET", "sometool", "/builds")
         assert reply.status_code == 503
         assert reply.headers["retry-after"] == "5"
-        assert reply.json()["messages"]["error"] == [
-            "the Kubernetes API cannot be reached; try again later"
-        ]
+        assert reply.json()["error"] == ["the Kubernetes API cannot be reached; try again later"]

@@ -239,10 +239,8 @@ def test_build_from_pipelinerun_reads_the_params_back() -> None:
     assert build.build_id == "mytool-buildpacks-pipelinerun-x7k2p"
     assert build.status is BuildStatus.SUCCESS
     assert build.message == "done"
-    assert build.start_time is not None
-    assert build.start_time.isoformat() == ("2024-05-01T12:00:01+00:00")
-    assert build.end_time is not None
-    assert build.end_time.minute == 3
+    assert build.start_time == "2024-05-01T12:00:01Z"
+    assert build.end_time == "2024-05-01T12:03:00Z"
     assert build.resolved_ref == COMMIT
     assert build.destination_image == "registry.local:5000/tool-mytool/web-frontend:latest"
     params = build.parameters
@@ -250,7 +248,44 @@ def test_build_from_pipelinerun_reads_the_params_back() -> None:
     assert params.ref == "v1.2.3"
     assert params.image_name == "web-frontend"
     assert params.use_latest_versions is True
-    assert params.envvars == ["API_URL", "MULTI", "ZETA_TOKEN"]
+    assert params.use_deprecated_versions is False
+    # an object as upstream, the values hidden
+    assert params.envvars == {"API_URL": "***", "MULTI": "***", "ZETA_TOKEN": "***"}
+
+
+def test_unset_times_are_empty_strings_and_times_are_rfc3339_utc() -> None:
+    obj = build_pipelinerun(MINIMAL, tool="mytool", resolved_commit=COMMIT, settings=SETTINGS)
+    pending = build_from_pipelinerun(obj)
+    assert (pending.start_time, pending.end_time) == ("", "")
+    running = copy.deepcopy(obj)
+    running["status"] = {
+        "startTime": "2024-05-01T14:00:01+02:00",
+        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}],
+    }
+    build = build_from_pipelinerun(running)
+    assert (build.start_time, build.end_time) == ("2024-05-01T12:00:01Z", "")
+    assert build.status == "BUILD_RUNNING"
+
+
+def test_destination_image_gets_the_pushed_digest() -> None:
+    obj = build_pipelinerun(FULL, tool="mytool", resolved_commit=COMMIT, settings=SETTINGS)
+    created = _as_created(obj, "n")
+    digest = "sha256:" + "ab" * 32
+    created["status"]["results"] = [
+        {
+            "name": "APP_IMAGE_URL",
+            "value": "registry.local:5000/tool-mytool/web-frontend@" + digest,
+        },
+        {"name": "APP_IMAGE_DIGEST", "value": digest},
+    ]
+    assert build_from_pipelinerun(created).destination_image == (
+        f"registry.local:5000/tool-mytool/web-frontend:latest@{digest}"
+    )
+    # anything but a sha256 digest is ignored
+    for bad in ("sha256:abc", "md5:" + "ab" * 16, 42, "sha256:" + "AB" * 32):
+        created["status"]["results"] = [{"name": "APP_IMAGE_DIGEST", "value": bad}]
+        image = build_from_pipelinerun(created).destination_image
+        assert image == "registry.local:5000/tool-mytool/web-frontend:latest"
 
 
 def test_build_responses_never_contain_env_values() -> None:
@@ -271,9 +306,10 @@ def test_new_build_from_created_pipelinerun() -> None:
         "parameters": {
             "source_url": MINIMAL.source_url,
             "ref": "HEAD",
-            "envvars": [],
+            "envvars": {},
             "image_name": "tool-mytool",
             "use_latest_versions": False,
+            "use_deprecated_versions": False,
         },
     }
 

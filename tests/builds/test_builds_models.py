@@ -50,6 +50,7 @@ def test_full_request_is_kept_as_given() -> None:
         "envvars": {"API_TOKEN": "s3cr3t-value", "_X1": ""},
         "image_name": "my-app.v2",
         "use_latest_versions": True,
+        "use_deprecated_versions": False,
     }
     assert BuildRequest.model_validate(body).model_dump() == body
 
@@ -61,8 +62,6 @@ def test_full_request_is_kept_as_given() -> None:
         "https://github.com/example/app.git",
         "https://GitHub.com/Example/App",
         "https://git.example.org:8443/group/sub/repo.git",
-        "https://[2606:4700:4700::1111]/repo.git",
-        "https://8.8.8.8/repo.git",
         "https://github.com./example/app",
         "HTTPS://github.com/example/app",  # RFC 3986: schemes are case-insensitive
     ],
@@ -109,6 +108,15 @@ def test_valid_source_urls(url: str) -> None:
         ("https://[fd00::1]/repo", "not a public address"),
         ("https://[::ffff:127.0.0.1]/repo", "not a public address"),
         ("https://[::ffff:10.0.0.1]/repo", "not a public address"),
+        ("https://8.8.8.8/repo.git", "IP address"),
+        ("https://[2606:4700:4700::1111]/repo.git", "IP address"),
+        ("https://git.example.123/repo", "last label must start with a letter"),
+        ("https://github.com:0/example/app", "port"),
+        ("https://github.com:/example/app", "port"),
+        ("https://github.com:0443/example/app", "https://HOST[:PORT]/PATH"),
+        ("https://github.com/example/app<script>", "https://HOST[:PORT]/PATH"),
+        ("https://github.com/exa\\mple", "https://HOST[:PORT]/PATH"),
+        ("https://github.com/é/app", "https://HOST[:PORT]/PATH"),
         ("https://github.com:99999/example/app", "port"),
         ("https://github.com:abc/example/app", "port"),
         ("https://git_hub.com/example/app", "valid DNS name"),
@@ -270,12 +278,35 @@ def test_invalid_image_names_name_field_and_rule(name: str, rule: str) -> None:
 def test_unknown_fields_are_rejected_with_the_allowed_list() -> None:
     message = _one_error({"source_url": GOOD_URL, "branch": "main"})
     assert message.startswith("branch: unknown field"), message
-    assert "source_url, ref, envvars, image_name, use_latest_versions" in message
+    assert (
+        "source_url, ref, envvars, image_name, use_latest_versions, use_deprecated_versions"
+        in message
+    )
 
 
-def test_use_latest_versions_is_strictly_boolean() -> None:
-    message = _one_error({"source_url": GOOD_URL, "use_latest_versions": "yes"})
-    assert message.startswith("use_latest_versions: "), message
+@pytest.mark.parametrize("flag", ["use_latest_versions", "use_deprecated_versions"])
+def test_version_flags_are_strictly_boolean(flag: str) -> None:
+    message = _one_error({"source_url": GOOD_URL, flag: "yes"})
+    assert message.startswith(f"{flag}: "), message
+
+
+def test_use_deprecated_versions_is_accepted_alone_but_not_with_latest() -> None:
+    request = BuildRequest.model_validate({"source_url": GOOD_URL, "use_deprecated_versions": True})
+    assert (request.use_deprecated_versions, request.use_latest_versions) == (True, False)
+    message = _one_error(
+        {"source_url": GOOD_URL, "use_latest_versions": True, "use_deprecated_versions": True}
+    )
+    assert message == (
+        "use_deprecated_versions: cannot be combined with use_latest_versions; choose one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("image_name", "web\n"), ("envvars", {"API_TOKEN\n": "x"})],
+)
+def test_a_trailing_newline_does_not_slip_past_a_pattern(field: str, value: object) -> None:
+    assert _one_error({"source_url": GOOD_URL, field: value}).startswith(field)
 
 
 def test_every_broken_field_is_reported() -> None:
@@ -284,9 +315,11 @@ def test_every_broken_field_is_reported() -> None:
 
 
 def test_error_envelope_shape() -> None:
+    # upstream's top-level list (what toolforge-build prints) and our envelope
     body = error_response("source_url: field required").model_dump(mode="json")
     assert body == {
-        "messages": {"info": [], "warning": [], "error": ["source_url: field required"]}
+        "error": ["source_url: field required"],
+        "messages": {"info": [], "warning": [], "error": ["source_url: field required"]},
     }
 
 
@@ -300,9 +333,11 @@ def test_build_serialises_with_upstream_field_names() -> None:
     )
     body = json.loads(build.model_dump_json())
     assert body["build_id"] == "foo-buildpacks-pipelinerun-abcde"
-    assert body["status"] == "running"
-    assert body["start_time"] is None
-    assert body["parameters"]["envvars"] == []
+    assert body["status"] == "BUILD_RUNNING"
+    assert body["status"].split("_")[1].lower() == "running"  # what toolforge-build does
+    assert (body["start_time"], body["end_time"]) == ("", "")
+    assert body["parameters"]["envvars"] == {}
+    assert body["parameters"]["use_deprecated_versions"] is False
     assert Messages().model_dump() == {"info": [], "warning": [], "error": []}
 
 

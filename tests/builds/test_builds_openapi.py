@@ -1,6 +1,6 @@
 """The builds API's OpenAPI document: generated from the models, valid OpenAPI 3.1, every error
-response documented as the messages envelope, and equal to the committed snapshot
-``services/builds/openapi.json``.
+response documented (as upstream's error body, :class:`ErrorResponse`), unique and stable
+``operationId`` values, and equal to the committed snapshot ``services/builds/openapi.json``.
 
 ``UPDATE_OPENAPI=1 pytest tests/builds/test_builds_openapi.py`` rewrites the snapshot.
 """
@@ -15,7 +15,7 @@ from openapi_snapshot import assert_snapshot_and_valid, service_spec
 from toolforge_builds.app import create_app
 from toolforge_builds.settings import BuildsSettings
 
-ENVELOPE = {"$ref": "#/components/schemas/ResponseEnvelope"}
+ERROR = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +47,19 @@ def test_every_reference_route_is_there(spec: dict[str, Any]) -> None:
     }
 
 
-def test_every_tool_route_documents_its_errors_as_the_envelope(spec: dict[str, Any]) -> None:
+def test_every_tool_route_documents_its_errors(spec: dict[str, Any]) -> None:
     for path, item in spec["paths"].items():
         if not path.startswith("/v1/tool/"):
             continue
         for method, operation in item.items():
             codes = {code for code in operation["responses"] if code.startswith(("4", "5"))}
-            assert {"401", "403", "503"} <= codes, (method, path)
+            assert {"401", "403", "405", "422", "500", "502", "503"} <= codes, (method, path)
             for code in codes:
                 content = operation["responses"][code]["content"]["application/json"]
-                assert content["schema"] == ENVELOPE, (method, path, code)
+                assert content["schema"] == ERROR, (method, path, code)
+    error = spec["components"]["schemas"]["ErrorResponse"]
+    assert error["required"] == ["error"]
+    assert error["properties"]["error"]["type"] == "array"
     start = spec["paths"]["/v1/tool/{tool}/builds"]["post"]["responses"]
     assert "400" in start
     assert "409" in start
@@ -64,3 +67,30 @@ def test_every_tool_route_documents_its_errors_as_the_envelope(spec: dict[str, A
     assert logs["content"] == {
         "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/BuildLogLine"}}
     }
+
+
+def test_operation_ids_are_unique_stable_and_prefixed(spec: dict[str, Any]) -> None:
+    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    # prefixed, so that they stay unique in the gateway's aggregated spec as they are
+    assert all(i.startswith("builds_") for i in ids), ids
+    assert spec["paths"]["/v1/tool/{tool}/builds"]["post"]["operationId"] == "builds_start"
+    assert spec["paths"]["/metrics"]["get"]["operationId"] == "builds_metrics_get"
+
+
+def test_build_shape_is_upstreams(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    assert schemas["BuildStatus"]["enum"] == [
+        "BUILD_PENDING", "BUILD_RUNNING", "BUILD_SUCCESS", "BUILD_FAILURE",
+        "BUILD_CANCELLED", "BUILD_TIMEOUT", "BUILD_UNKNOWN",
+    ]  # fmt: skip
+    build = schemas["Build"]["properties"]
+    assert build["start_time"] == {
+        "type": "string", "title": "Start Time", "default": "",
+        "description": 'RFC 3339 UTC; "" before the start.',
+    }  # fmt: skip
+    params = schemas["BuildParameters"]["properties"]
+    assert params["envvars"]["type"] == "object"
+    assert params["use_deprecated_versions"]["type"] == "boolean"
+    item = schemas["QuotaItem"]
+    assert set(item["required"]) == {"name", "limit", "used", "available", "capacity"}

@@ -29,11 +29,17 @@ GIB = 1 << 30
 
 
 def _storage(reply: dict[str, Any]) -> dict[str, Any]:
+    """The ``Registry``/``Storage`` item (upstream's shape, nothing more), with the exact
+    ``storage_bytes`` of the quota added as ``used_bytes`` / ``limit_bytes``."""
     categories = {c["name"]: c["items"] for c in reply["quota"]["categories"]}
+    assert [c["name"] for c in reply["quota"]["categories"]] == ["Registry", "Builds"]
     assert [i["name"] for i in categories["Builds"]] == ["Parallel builds"]
     (item,) = categories["Registry"]
+    assert set(item) == {"name", "limit", "used", "available", "capacity"}
     assert item["name"] == "Storage"
-    return dict(item)
+    exact = reply["quota"]["storage_bytes"]
+    assert item["capacity"] == f"{exact['used'] * 100 // exact['limit']}%"
+    return {**item, "used_bytes": exact["used"], "limit_bytes": exact["limit"]}
 
 
 async def test_quotas_count_distinct_blobs_and_clean_deletes_only_the_tools_images(
@@ -71,7 +77,8 @@ async def test_quotas_count_distinct_blobs_and_clean_deletes_only_the_tools_imag
         assert storage["limit_bytes"] == GIB
         assert storage["limit"] == "1.00Gi"
         assert storage["used"].endswith("Ki")
-        assert storage["available"] is not None
+        assert storage["available"].endswith("Mi")
+        assert storage["capacity"] == "0%"  # some KiB of 1 GiB, rounded down
 
         # another tool's quotas show its own images only
         reply = await gateway.call("GET", other, "/quotas")
@@ -98,7 +105,8 @@ async def test_quotas_count_distinct_blobs_and_clean_deletes_only_the_tools_imag
         # web (2 tags, 1 manifest) + api + the index and its 2 children
         assert body["deleted_manifests"] == 5
         assert body["messages"]["info"] == [
-            f"Deleted 4 images (5 manifests) from the registry: {', '.join(body['deleted_images'])}"
+            f"Deleted 5 artifacts from the registry ({', '.join(body['deleted_images'])}); "
+            "their space is freed at the registry's next garbage collection"
         ]
 
         async with registry_client(registry) as check:
@@ -119,9 +127,7 @@ async def test_quotas_count_distinct_blobs_and_clean_deletes_only_the_tools_imag
         assert again.status_code == 200
         assert again.json()["deleted_images"] == []
         assert again.json()["deleted_manifests"] == 0
-        assert again.json()["messages"]["info"] == [
-            "The tool has no images in the registry; nothing was deleted."
-        ]
+        assert again.json()["messages"]["info"] == ["Nothing to clean up"]
 
 
 async def test_the_storage_limit_is_a_setting(cluster: Cluster, registry: LocalRegistry) -> None:
@@ -144,7 +150,7 @@ async def test_registry_down_is_503_with_retry_after(cluster: Cluster, tmp_path:
                 reply = await gateway.call(method, tool, path)
                 assert reply.status_code == 503, reply.text
                 assert reply.headers["retry-after"] == "5"
-                assert reply.json()["messages"]["error"] == [
+                assert reply.json()["error"] == [
                     "the image registry cannot be reached; try again later"
                 ]
     finally:
@@ -164,7 +170,7 @@ async def test_refused_credentials_are_a_server_error_that_leaks_nothing(
             for method, path in (("GET", "/quotas"), ("POST", "/clean")):
                 reply = await gateway.call(method, fresh_tool_name(), path)
                 assert reply.status_code == 502, reply.text
-                assert reply.json()["messages"]["error"] == [
+                assert reply.json()["error"] == [
                     "the image registry refused the builds API's credentials; this is a "
                     "platform problem and has been logged"
                 ]

@@ -13,9 +13,13 @@ gateway's certificate or identity header, 403 for another tool's path):
 - ``GET /v1/tool/{tool}/quotas`` (parallel builds and registry storage);
 - ``GET /v1/healthz``, ``GET /metrics`` (also ``/v1/metrics``), ``GET /openapi.json``.
 
-Every response is an envelope with ``messages: {info, warning, error}``; every error (ours,
-request validation, routing, auth) is that envelope with ``error`` filled. Unexpected
-exceptions answer 500 with a generic message; the traceback goes to the log only.
+Every success carries ``messages: {info, warning, error}``; every error (ours, request
+validation, routing, auth) is :class:`~toolforge_builds.models.ErrorResponse`, upstream's
+top-level ``error`` list plus the same in ``messages.error``. Unexpected exceptions answer 500
+with a generic message; the traceback goes to the log only. Every route answers with and
+without a trailing ``/`` (no redirect), and a 405 lists all methods of the path in ``Allow``
+(both from :func:`toolforge_kit.create_backend_app`). Every operation has a stable
+``operationId`` (``builds_*``).
 """
 
 from __future__ import annotations
@@ -65,4 +69,24 @@ def create_app(settings: BuildsSettings) -> FastAPI:
         body_validation_status=status.HTTP_400_BAD_REQUEST,
     )
     document_ndjson(app, "/v1/tool/{tool}/builds/{build_id}/logs", "get", BuildLogLine)
+    _name_kit_operations(app)
     return app
+
+
+def _name_kit_operations(app: FastAPI) -> None:
+    """Stable ``operationId``\\s for the kit's routes (``/metrics``, ``/v1/metrics``), which
+    FastAPI would name after the function and path: set on the served spec."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            for path, item in schema["paths"].items():
+                for method, operation in item.items():
+                    if not str(operation.get("operationId", "")).startswith("builds_"):
+                        slug = path.strip("/").replace("/", "_") or "root"
+                        operation["operationId"] = f"builds_{slug}_{method}"
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ The PipelineRun follows REFERENCE.md "Builds API (v1)"::
       annotations:
         builds.toolforge.org/resolved-commit: <commit>
         builds.toolforge.org/use-latest-versions: "true" | "false"
+        builds.toolforge.org/use-deprecated-versions: "true" | "false"
     spec:
       pipelineRef: {name: buildpacks}               # settings.pipeline_name
       taskRunTemplate: {serviceAccountName: ...}    # settings.service_account (push creds)
@@ -18,7 +19,10 @@ The PipelineRun follows REFERENCE.md "Builds API (v1)"::
               commit), UNRESOLVED_SOURCE_REFERENCE (the ref asked for, HEAD by default),
               ENV_VARS (array of K=V, sorted by name)
 
-``APP_IMAGE`` is ``<registry>/tool-<tool>/<image_name or tool-<tool>>:latest``.
+``APP_IMAGE`` is ``<registry>/tool-<tool>/<image_name or tool-<tool>>:latest``. Once the
+build has pushed, the PipelineRun's result ``APP_IMAGE_DIGEST`` (``sha256:<hex>``, written by
+the buildpacks Pipeline's export step) makes the build's ``destination_image``
+``<APP_IMAGE>@sha256:<hex>``.
 
 Tekton rejects PipelineRun names longer than 63 characters (``validate.ObjectMetadata``);
 ``generateName`` adds 5 characters, so for tool names longer than 34 characters the prefix
@@ -30,12 +34,15 @@ Nothing here talks to the cluster; the storage layer sends these dicts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from toolforge_auth.tools import namespace_for, validate_tool_name
 from toolforge_builds.models import (
     COMMIT_RE,
+    HIDDEN_VALUE,
     Build,
     BuildParameters,
     BuildRequest,
@@ -47,6 +54,8 @@ from toolforge_builds.status import build_state
 __all__ = [
     "API_VERSION",
     "COMMIT_ANNOTATION",
+    "DEPRECATED_VERSIONS_ANNOTATION",
+    "DIGEST_RESULT",
     "KIND",
     "LATEST_VERSIONS_ANNOTATION",
     "MANAGED_BY",
@@ -56,12 +65,15 @@ __all__ = [
     "build_from_pipelinerun",
     "build_pipelinerun",
     "builder_image_for",
+    "builder_warnings",
     "cancel_patch",
+    "destination_image",
     "envvar_values",
     "generate_name_for",
     "new_build_from_pipelinerun",
     "parameters_from_pipelinerun",
     "tool_label_selector",
+    "wire_time",
 ]
 
 API_VERSION = "tekton.dev/v1"
@@ -70,6 +82,10 @@ TOOL_LABEL = "user"
 KIND = "PipelineRun"
 COMMIT_ANNOTATION = "builds.toolforge.org/resolved-commit"
 LATEST_VERSIONS_ANNOTATION = "builds.toolforge.org/use-latest-versions"
+DEPRECATED_VERSIONS_ANNOTATION = "builds.toolforge.org/use-deprecated-versions"
+#: PipelineRun result with the digest of the pushed image (devtools buildpacks Pipeline).
+DIGEST_RESULT = "APP_IMAGE_DIGEST"
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 MANAGED_BY = {"app.kubernetes.io/managed-by": "toolforge-builds-api"}
 DEFAULT_REF = "HEAD"
 _NAME_SUFFIX = "-buildpacks-pipelinerun-"
@@ -101,11 +117,32 @@ def app_image(tool: str, image_name: str | None, registry: str) -> str:
 
 
 def builder_image_for(request: BuildRequest, settings: BuildsSettings) -> str:
-    """The builder image: ``builder_image_latest`` when asked for and configured, else
-    ``builder_image``."""
+    """The builder image: ``builder_image_latest`` / ``builder_image_deprecated`` when asked
+    for and configured, else ``builder_image``."""
     if request.use_latest_versions and settings.builder_image_latest:
         return settings.builder_image_latest
+    if request.use_deprecated_versions and settings.builder_image_deprecated:
+        return settings.builder_image_deprecated
     return settings.builder_image
+
+
+def builder_warnings(request: BuildRequest, settings: BuildsSettings) -> list[str]:
+    """Warnings for the start answer: a version flag was set but this platform has no such
+    builder configured, so the default one builds."""
+    asked = (
+        ("use_latest_versions", request.use_latest_versions, settings.builder_image_latest),
+        (
+            "use_deprecated_versions",
+            request.use_deprecated_versions,
+            settings.builder_image_deprecated,
+        ),
+    )
+    return [
+        f"{flag}: this platform has no other builder configured; the default builder "
+        "(current buildpack versions) was used"
+        for flag, wanted, image in asked
+        if wanted and not image
+    ]
 
 
 def build_pipelinerun(
@@ -118,7 +155,7 @@ def build_pipelinerun(
     ``resolved_commit`` that is not 40 or 64 lower-case hex digits.
     """
     _check_tool(tool)
-    if not COMMIT_RE.match(resolved_commit):
+    if not COMMIT_RE.fullmatch(resolved_commit):
         raise ValueError(f"resolved_commit {resolved_commit!r} is not a full commit id")
     env_vars = [f"{name}={request.envvars[name]}" for name in sorted(request.envvars)]
     params: list[dict[str, Any]] = [
@@ -140,6 +177,9 @@ def build_pipelinerun(
             "annotations": {
                 COMMIT_ANNOTATION: resolved_commit,
                 LATEST_VERSIONS_ANNOTATION: "true" if request.use_latest_versions else "false",
+                DEPRECATED_VERSIONS_ANNOTATION: (
+                    "true" if request.use_deprecated_versions else "false"
+                ),
             },
         },
         "spec": {
@@ -193,15 +233,16 @@ def _image_name_of(image: str) -> str:
 def parameters_from_pipelinerun(pipelinerun: Mapping[str, Any]) -> BuildParameters:
     """The build parameters recorded in a PipelineRun (inverse of :func:`build_pipelinerun`).
 
-    Environment variables are reported by name only. Missing params read as ``""``.
+    Environment variables are reported by name, each value :data:`HIDDEN_VALUE`. Missing
+    params read as ``""``.
     """
     params = _params(pipelinerun)
     raw_env = params.get("ENV_VARS")
-    names = [
-        item.split("=", 1)[0]
+    names = {
+        item.split("=", 1)[0]: HIDDEN_VALUE
         for item in (raw_env if isinstance(raw_env, list) else [])
         if isinstance(item, str) and "=" in item
-    ]
+    }
     annotations = (pipelinerun.get("metadata") or {}).get("annotations") or {}
     return BuildParameters(
         source_url=_string(params, "SOURCE_URL"),
@@ -209,6 +250,7 @@ def parameters_from_pipelinerun(pipelinerun: Mapping[str, Any]) -> BuildParamete
         envvars=names,
         image_name=_image_name_of(_string(params, "APP_IMAGE")),
         use_latest_versions=annotations.get(LATEST_VERSIONS_ANNOTATION) == "true",
+        use_deprecated_versions=annotations.get(DEPRECATED_VERSIONS_ANNOTATION) == "true",
     )
 
 
@@ -232,18 +274,37 @@ def _resolved_ref(pipelinerun: Mapping[str, Any]) -> str:
     )
 
 
+def wire_time(value: datetime | None) -> str:
+    """A time as the wire gives it: RFC 3339 UTC to the second (``2024-05-01T12:00:00Z``), or
+    ``""`` when unset (upstream)."""
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def destination_image(pipelinerun: Mapping[str, Any]) -> str:
+    """``APP_IMAGE``, with ``@<digest>`` appended once the run reports the pushed image's
+    digest (result :data:`DIGEST_RESULT`; anything but ``sha256:<64 hex>`` is ignored)."""
+    image = _string(_params(pipelinerun), "APP_IMAGE")
+    results = (pipelinerun.get("status") or {}).get("results") or ()
+    for result in results:
+        if isinstance(result, Mapping) and result.get("name") == DIGEST_RESULT:
+            digest = result.get("value")
+            if image and isinstance(digest, str) and _DIGEST_RE.fullmatch(digest):
+                return f"{image}@{digest}"
+    return image
+
+
 def build_from_pipelinerun(pipelinerun: Mapping[str, Any]) -> Build:
     """The :class:`Build` response for a PipelineRun dict (as read from the cluster)."""
     state = build_state(pipelinerun)
     return Build(
         build_id=str((pipelinerun.get("metadata") or {}).get("name") or ""),
-        start_time=state.start_time,
-        end_time=state.end_time,
+        start_time=wire_time(state.start_time),
+        end_time=wire_time(state.end_time),
         status=state.status,
         message=state.message,
         parameters=parameters_from_pipelinerun(pipelinerun),
         resolved_ref=_resolved_ref(pipelinerun),
-        destination_image=_string(_params(pipelinerun), "APP_IMAGE"),
+        destination_image=destination_image(pipelinerun),
     )
 
 

@@ -29,7 +29,7 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 
-from toolforge_builds.models import COMMIT_RE
+from toolforge_builds.rules import COMMIT_RE
 
 __all__ = [
     "DEFAULT_REF",
@@ -246,7 +246,7 @@ async def resolve_ref(
     the repository has no such ref, and whatever :func:`ls_remote` raises.
     """
     ref = ref or DEFAULT_REF
-    if COMMIT_RE.match(ref):
+    if COMMIT_RE.fullmatch(ref):
         return ref
     # ls-remote matches patterns against the end of ref names, at '/' boundaries; the peeled
     # line of an annotated tag ("<name>^{}") only matches a pattern that ends in ^{} too.

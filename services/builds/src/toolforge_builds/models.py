@@ -1,51 +1,83 @@
-"""API models of the builds API (v1), pydantic v2.
+"""API models of the builds API (v1), pydantic v2, on the wire as production serves it
+(REFERENCE.md "The wire as production serves it", Builds).
 
-Every response carries ``messages: {info: [], warning: [], error: []}`` (REFERENCE.md
-"Builds API (v1)"); an error response is that envelope with ``error`` filled.
+Every success carries ``messages: {info: [], warning: [], error: []}``. An error answer is
+upstream's body, the message list at the top level (``{"error": ["..."]}``, what
+``toolforge-build`` 0.0.29 reads), plus the same messages in ``messages`` (what our own
+``toolforge`` CLI read before): :class:`ErrorResponse`.
 
 The start request (:class:`BuildRequest`) is validated here, field by field, with messages
 that name the field and the rule (:func:`validation_messages` turns a pydantic
-``ValidationError`` into such lines):
+``ValidationError`` into such lines). Each rule is also stated in the OpenAPI schema
+(``pattern``, ``minLength``, ``maxLength``...): the patterns below are the API's own gates,
+so the spec accepts exactly what the API accepts (tests/builds/test_builds_spec_patterns.py):
 
-* ``source_url``: an ``https://`` URL of a public git repository. No user info
-  (``user:password@``), no other scheme (``http:``, ``git:``, ``ssh:``, ``file:``, ...), a host
-  is required and may not be ``localhost``/``*.localhost`` (RFC 6761), a single-label or
-  cluster-internal name (``*.local``, ``*.internal``, ``*.svc``), nor an IP literal that is not
-  globally routable (loopback, private, link-local, ... per :mod:`ipaddress`; IPv4 literals in
-  the forms ``inet_aton`` accepts, such as ``127.1`` or ``2130706433``, count as literals). No
-  query or fragment. This blocks the obvious server-side request forgery targets; a DNS name
-  that *resolves* to an internal address is not caught here (that needs egress policy).
-* ``ref``: a branch or tag name valid under ``git check-ref-format --allow-onelevel``, or a
-  full commit id (40 or 64 hex digits); additionally no leading ``-`` (it would be read as an
-  option) and at most 255 characters.
+* ``source_url`` (:data:`SOURCE_URL_PATTERN`): an ``https://`` URL of a public git
+  repository, at most 2048 characters: a DNS host name of at least two labels whose last label
+  starts with a letter (so no IP address, in any form: certificates name hosts, and private
+  addresses are server-side request forgery targets), at most 253 characters, not
+  ``localhost`` nor a cluster-internal or LAN name (``*.localhost``, ``*.local``,
+  ``*.internal``, ``*.svc``, ``*.lan``, ``*.home.arpa``; RFC 6761/6762), an optional port
+  1-65535, and a path of RFC 3986 path characters with at least one that is not ``/``. No
+  user info (``user:password@``), no query or fragment. A DNS name that *resolves* to an
+  internal address is not caught here (that needs egress policy).
+* ``ref`` (:data:`REF_PATTERN`): a branch or tag name valid under ``git check-ref-format
+  --allow-onelevel``, or a full commit id (40 or 64 hex digits); additionally no leading
+  ``-`` (it would be read as an option) and at most 255 characters.
 * ``envvars``: names match ``^[A-Za-z_][A-Za-z_0-9]{2,}$`` (REFERENCE.md), values contain no
   NUL; at most :data:`MAX_ENVVARS` variables of at most :data:`MAX_ENVVAR_VALUE_LENGTH`
   characters each.
 * ``image_name``: one OCI repository path component (OCI distribution spec,
   ``[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*``), lower-case, at most 128 characters.
+* ``use_latest_versions`` and ``use_deprecated_versions`` exclude each other.
 
-Response models keep the upstream field names (``build_id``, ``start_time``, ``end_time``,
-``destination_image``) so that existing clients read them. One deliberate difference: build
-parameters in responses list environment variable *names* only; values may be secrets and are
-never echoed back.
+Response models keep the upstream field names and shapes (``build_id``, ``start_time`` and
+``end_time`` as RFC 3339 strings, ``""`` while unset, ``status`` ``BUILD_*``,
+``parameters.envvars`` an object). One deliberate difference: the values of
+``parameters.envvars`` are never echoed back (they are often tokens; the logs are scrubbed of
+them too): each reads :data:`HIDDEN_VALUE`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import socket
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from toolforge_builds.rules import (
+    COMMIT_RE,
+    ENVVAR_NAME_PATTERN,
+    ENVVAR_NAME_RE,
+    ENVVAR_VALUE_PATTERN,
+    IMAGE_NAME_PATTERN,
+    IMAGE_NAME_RE,
+    MAX_ENVVAR_VALUE_LENGTH,
+    MAX_ENVVARS,
+    MAX_IMAGE_NAME_LENGTH,
+    MAX_REF_LENGTH,
+    MAX_URL_LENGTH,
+    REF_PATTERN,
+    SOURCE_URL_PATTERN,
+    validate_envvars,
+    validate_image_name,
+    validate_ref,
+    validate_source_url,
+)
 
 __all__ = [
     "COMMIT_RE",
     "ENVVAR_NAME_RE",
+    "HIDDEN_VALUE",
     "IMAGE_NAME_RE",
     "MAX_ENVVARS",
     "MAX_ENVVAR_VALUE_LENGTH",
@@ -59,6 +91,7 @@ __all__ = [
     "CancelResponse",
     "CleanResponse",
     "DeleteResponse",
+    "ErrorResponse",
     "HealthResponse",
     "Messages",
     "NewBuild",
@@ -68,6 +101,7 @@ __all__ = [
     "QuotaResponse",
     "ResponseEnvelope",
     "StartResponse",
+    "StorageBytes",
     "error_response",
     "validate_image_name",
     "validate_ref",
@@ -75,193 +109,82 @@ __all__ = [
     "validation_messages",
 ]
 
-#: REFERENCE.md "Builds API (v1)": environment variable names of a build.
-ENVVAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z_0-9]{2,}$")
-#: One repository path component (OCI distribution spec, "Pulling manifests": ``<name>``).
-IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-#: A full commit id: SHA-1 (40 hex digits) or SHA-256 (64) object name.
-COMMIT_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-MAX_ENVVARS = 100
-MAX_ENVVAR_VALUE_LENGTH = 8192
-MAX_IMAGE_NAME_LENGTH = 128
-MAX_REF_LENGTH = 255
-MAX_URL_LENGTH = 2048
-#: Host name suffixes that only make sense inside a cluster or a LAN (RFC 6761, RFC 6762).
-_INTERNAL_SUFFIXES = ("localhost", "local", "internal", "svc", "lan", "home.arpa")
-_HOST_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_MAYBE_NUMERIC_IPV4_RE = re.compile(r"^[0-9a-fx.]+$")
-# git check-ref-format rule 4 and 5 characters, plus backslash (rule 10).
-_REF_FORBIDDEN_CHARS = frozenset(" ~^:?*[\\\x7f") | frozenset(chr(c) for c in range(0x20))
-
-
-# --------------------------------------------------------------------------------- validators
-
-
-def validate_source_url(value: str) -> str:
-    """Return ``value`` if it is an allowed git source URL, else raise ``ValueError``.
-
-    Rules in the module docstring. The error message says which rule was broken.
-    """
-    if len(value) > MAX_URL_LENGTH:
-        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise ValueError("must not contain whitespace or control characters")
-    try:
-        parts = urlsplit(value)
-    except ValueError as exc:  # e.g. an unbalanced '[' in the host
-        raise ValueError(f"is not a valid URL ({exc})") from None
-    if parts.scheme != "https":
-        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
-        raise ValueError(
-            f"must be an https:// URL of a public git repository (got {got}; http, git, ssh "
-            "and file URLs are not allowed)"
-        )
-    if "@" in parts.netloc:
-        raise ValueError("must not contain credentials (user:password@); use a public repository")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-    except ValueError:
-        raise ValueError("has an invalid port") from None
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise ValueError("must name a host (https://HOST/path)")
-    _check_host(host)
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise ValueError("must not have a query (?...) or fragment (#...)")
-    if parts.path.strip("/") == "":
-        raise ValueError("must name a repository path (https://host/OWNER/REPO)")
-    return value
-
-
-def _check_host(host: str) -> None:
-    address = _ip_literal(host)
-    if address is not None:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise ValueError(
-                f"host {host!r} is not a public address (loopback, private, link-local and "
-                "other non-global addresses are not allowed)"
-            )
-        return
-    if not host.isascii():
-        raise ValueError(f"host {host!r} must be ASCII (use the punycode xn-- form)")
-    if len(host) > 253 or not all(_HOST_LABEL_RE.match(label) for label in host.split(".")):
-        raise ValueError(f"host {host!r} is not a valid DNS name")
-    if any(host == suffix or host.endswith("." + suffix) for suffix in _INTERNAL_SUFFIXES):
-        raise ValueError(f"host {host!r} is an internal name, not a public host")
-    if "." not in host:
-        raise ValueError(f"host {host!r} must be a fully qualified domain name")
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _MAYBE_NUMERIC_IPV4_RE.match(host):
-        # curl (and so git) resolves legacy numeric forms like 127.1, 0x7f.0.0.1, 2130706433.
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
-
-
-def validate_ref(value: str) -> str:
-    """Return ``value`` if it is a safe git ref name or commit id, else raise ``ValueError``.
-
-    A ref name must pass ``git check-ref-format --allow-onelevel`` (git-check-ref-format(1)
-    rules 1, 3-10), must not start with ``-`` and is at most 255 characters. Full commit ids
-    (40 or 64 lower-case hex digits) are accepted as they are.
-    """
-    if COMMIT_RE.match(value):
-        return value
-    if not value:
-        raise ValueError("must not be empty (omit it to build HEAD)")
-    if len(value) > MAX_REF_LENGTH:
-        raise ValueError(f"must be at most {MAX_REF_LENGTH} characters")
-    if value.startswith("-"):
-        raise ValueError("must not start with '-'")
-    bad = sorted({ch for ch in value if ch in _REF_FORBIDDEN_CHARS})
-    if bad:
-        shown = ", ".join(repr(ch) for ch in bad)
-        raise ValueError(
-            f"must not contain control characters, space, ~ ^ : ? * [ or \\ (found {shown}) "
-            "(git-check-ref-format)"
-        )
-    rules = (
-        (".." in value, "must not contain '..'"),
-        ("@{" in value, "must not contain '@{'"),
-        (value == "@", "must not be '@'"),
-        (value.startswith("/") or value.endswith("/"), "must not start or end with '/'"),
-        ("//" in value, "must not contain '//'"),
-        (value.endswith("."), "must not end with '.'"),
-        (
-            any(part.startswith(".") or part.endswith(".lock") for part in value.split("/")),
-            "no '/'-separated part may start with '.' or end with '.lock'",
-        ),
-    )
-    for broken, message in rules:
-        if broken:
-            raise ValueError(f"{message} (git-check-ref-format)")
-    return value
-
-
-def validate_image_name(value: str) -> str:
-    """Return ``value`` if it is one lower-case OCI repository path component, else raise."""
-    if not value:
-        raise ValueError("must not be empty")
-    if len(value) > MAX_IMAGE_NAME_LENGTH:
-        raise ValueError(f"must be at most {MAX_IMAGE_NAME_LENGTH} characters")
-    if value != value.lower():
-        raise ValueError("must be lower-case (OCI repository names are lower-case)")
-    if not IMAGE_NAME_RE.match(value):
-        raise ValueError(
-            "must be one OCI repository path component: lower-case letters and digits, "
-            "separated by '.', '_', '__' or dashes; no '/' (OCI distribution spec)"
-        )
-    return value
-
-
-def _validate_envvars(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > MAX_ENVVARS:
-        raise ValueError(f"at most {MAX_ENVVARS} variables are allowed (got {len(value)})")
-    for name, val in value.items():
-        if not ENVVAR_NAME_RE.match(name):
-            raise ValueError(
-                f"name {name!r} must match {ENVVAR_NAME_RE.pattern} (a letter or '_', then "
-                "at least two letters, digits or '_')"
-            )
-        if "\x00" in val:
-            raise ValueError(f"value of {name} must not contain NUL characters")
-        if len(val) > MAX_ENVVAR_VALUE_LENGTH:
-            raise ValueError(
-                f"value of {name} must be at most {MAX_ENVVAR_VALUE_LENGTH} characters"
-            )
-    return value
-
+#: What ``parameters.envvars`` shows for each value (values are never echoed back).
+HIDDEN_VALUE = "***"
 
 # ----------------------------------------------------------------------------- request model
 
 
 class BuildRequest(BaseModel):
-    """Body of ``POST /v1/tool/{tool}/builds``. Unknown fields are rejected."""
+    """Body of ``POST /v1/tool/{tool}/builds``. Unknown fields are rejected.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Every rule is also in the JSON schema (the patterns of :mod:`toolforge_builds.rules`);
+    both version flags together are refused (``not`` in the schema)."""
 
-    source_url: str = Field(description="https URL of the public git repository to build.")
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "not": {
+                "required": ["use_latest_versions", "use_deprecated_versions"],
+                "properties": {
+                    "use_latest_versions": {"const": True},
+                    "use_deprecated_versions": {"const": True},
+                },
+            }
+        },
+    )
+
+    source_url: str = Field(
+        description="https URL of a public git repository: a DNS host name (no IP address, "
+        "no internal name such as localhost or *.svc), optional port, a path; no "
+        "credentials, query or fragment.",
+        json_schema_extra={
+            "minLength": len("https://a.b/c"),
+            "maxLength": MAX_URL_LENGTH,
+            "pattern": SOURCE_URL_PATTERN,
+        },
+    )
     ref: str | None = Field(
-        default=None, description="Branch, tag or commit to build; default: the remote HEAD."
+        default=None,
+        description="Branch, tag or commit to build (git check-ref-format rules, no "
+        "leading '-'); default: the remote HEAD.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_REF_LENGTH, "pattern": REF_PATTERN},
     )
     envvars: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables set at build time."
+        default_factory=dict,
+        description=f"Environment variables set at build time (at most {MAX_ENVVARS}). "
+        "Their values are never returned.",
+        json_schema_extra={
+            "maxProperties": MAX_ENVVARS,
+            "propertyNames": {"pattern": ENVVAR_NAME_PATTERN},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_ENVVAR_VALUE_LENGTH,
+                "pattern": ENVVAR_VALUE_PATTERN,
+            },
+        },
     )
     image_name: str | None = Field(
-        default=None, description="Name of the image; default: tool-<tool>."
+        default=None,
+        description="Name of the image (one lower-case OCI repository path component); "
+        "default: tool-<tool>.",
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": MAX_IMAGE_NAME_LENGTH,
+            "pattern": IMAGE_NAME_PATTERN,
+        },
     )
     use_latest_versions: StrictBool = Field(
-        default=False, description="Build with the newest builder image instead of the default."
+        default=False,
+        description="Build with the newest buildpack versions (the builder image "
+        "builder_image_latest; the default builder, with a warning, where none is configured).",
+    )
+    use_deprecated_versions: StrictBool = Field(
+        default=False,
+        description="Build with the deprecated older buildpack versions (the builder image "
+        "builder_image_deprecated; the default builder, with a warning, where none is "
+        "configured). Not together with use_latest_versions.",
     )
 
     @field_validator("source_url")
@@ -277,12 +200,19 @@ class BuildRequest(BaseModel):
     @field_validator("envvars")
     @classmethod
     def _envvars(cls, value: dict[str, str]) -> dict[str, str]:
-        return _validate_envvars(value)
+        return validate_envvars(value)
 
     @field_validator("image_name")
     @classmethod
     def _image_name(cls, value: str | None) -> str | None:
         return None if value is None else validate_image_name(value)
+
+    @field_validator("use_deprecated_versions")
+    @classmethod
+    def _one_version_flag(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("use_latest_versions"):
+            raise ValueError("cannot be combined with use_latest_versions; choose one")
+        return value
 
 
 def validation_messages(errors: ValidationError | Sequence[Mapping[str, Any]]) -> list[str]:
@@ -327,40 +257,60 @@ class Messages(BaseModel):
 
 
 class ResponseEnvelope(BaseModel):
-    """Base of every response: just ``messages``. Also the error response."""
+    """Base of every success: ``messages``."""
 
     messages: Messages = Field(default_factory=Messages)
 
 
-def error_response(*errors: str) -> ResponseEnvelope:
-    """An error body: the envelope with ``messages.error`` set to ``errors``."""
-    return ResponseEnvelope(messages=Messages(error=list(errors)))
+class ErrorResponse(BaseModel):
+    """Every error answer: upstream's top-level ``error`` list (``toolforge-build`` prints
+    it), and the same in ``messages.error`` (our envelope, kept for older clients)."""
+
+    error: list[str] = Field(description="What went wrong, for the user.")
+    messages: Messages = Field(default_factory=Messages)
+
+
+def error_response(*errors: str) -> ErrorResponse:
+    """The body of an error answer with ``errors``."""
+    return ErrorResponse(error=list(errors), messages=Messages(error=list(errors)))
 
 
 class BuildStatus(StrEnum):
-    """Status of a build, derived from its PipelineRun (see :mod:`toolforge_builds.status`)."""
+    """Status of a build, derived from its PipelineRun (see :mod:`toolforge_builds.status`).
+    The wire values are upstream's ``BUILD_*`` strings (``toolforge-build`` splits them on
+    ``_``)."""
 
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILURE = "failure"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-    UNKNOWN = "unknown"
+    PENDING = "BUILD_PENDING"
+    RUNNING = "BUILD_RUNNING"
+    SUCCESS = "BUILD_SUCCESS"
+    FAILURE = "BUILD_FAILURE"
+    CANCELLED = "BUILD_CANCELLED"
+    TIMEOUT = "BUILD_TIMEOUT"
+    UNKNOWN = "BUILD_UNKNOWN"
+
+    @property
+    def short(self) -> str:
+        """``pending``, ``running``, ``success``... (for messages)."""
+        return self.value.removeprefix("BUILD_").lower()
 
 
 class BuildParameters(BaseModel):
     """Parameters of an existing build, as recorded in its PipelineRun.
 
-    ``ref`` is what the user asked for (``HEAD`` when omitted); ``envvars`` lists the names
-    only (values are never returned); ``image_name`` is the repository name that was built.
+    ``ref`` is what the user asked for (``HEAD`` when omitted); ``envvars`` maps each name to
+    ``"***"`` (values are never returned); ``image_name`` is the repository name that was
+    built.
     """
 
     source_url: str
     ref: str
-    envvars: list[str] = Field(default_factory=list)
+    envvars: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"Name -> {HIDDEN_VALUE!r}: the values are never returned.",
+    )
     image_name: str
     use_latest_versions: bool = False
+    use_deprecated_versions: bool = False
 
 
 class NewBuild(BaseModel):
@@ -372,16 +322,19 @@ class NewBuild(BaseModel):
 
 
 class Build(BaseModel):
-    """One build. Times are RFC 3339 UTC; ``None`` while unknown."""
+    """One build. Times are RFC 3339 UTC (``2024-05-01T12:00:00Z``), ``""`` while unset."""
 
     build_id: str
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: str = Field(default="", description='RFC 3339 UTC; "" before the start.')
+    end_time: str = Field(default="", description='RFC 3339 UTC; "" until it ends.')
     status: BuildStatus
     message: str = ""
     parameters: BuildParameters
     resolved_ref: str
-    destination_image: str
+    destination_image: str = Field(
+        description="The image reference; <registry>/tool-<tool>/<name>:latest@sha256:<digest> "
+        "once the build has pushed it."
+    )
 
 
 class StartResponse(ResponseEnvelope):
@@ -409,15 +362,15 @@ class CancelResponse(ResponseEnvelope):
 
 
 class QuotaItem(BaseModel):
-    """One quota line; values are human-readable quantities (``512.00Mi``) as upstream.
-    Storage lines also give exact byte counts in ``limit_bytes`` / ``used_bytes``."""
+    """One quota line as upstream: ``limit``, ``used`` and ``available`` human-readable
+    (``1.00Gi``, ``512.00Mi``; counts for build slots) and ``capacity`` the share used,
+    ``"NN%"`` (rounded down)."""
 
     name: str
     limit: str
     used: str
-    available: str | None = None
-    limit_bytes: int | None = Field(default=None, description="Storage lines: limit in bytes.")
-    used_bytes: int | None = Field(default=None, description="Storage lines: bytes used.")
+    available: str
+    capacity: str = Field(pattern=r"^[0-9]+%$", description='Share used, e.g. "45%".')
 
 
 class QuotaCategory(BaseModel):
@@ -425,8 +378,20 @@ class QuotaCategory(BaseModel):
     items: list[QuotaItem]
 
 
+class StorageBytes(BaseModel):
+    """Registry storage in exact bytes (the ``Registry``/``Storage`` item rounds)."""
+
+    limit: int
+    used: int
+
+
 class Quota(BaseModel):
+    """Categories ``Registry`` (item ``Storage``, as upstream) and ``Builds`` (item
+    ``Parallel builds``, ours); ``storage_bytes`` repeats the storage item in exact bytes
+    (outside the items, which ``toolforge-build quota`` prints key by key)."""
+
     categories: list[QuotaCategory]
+    storage_bytes: StorageBytes
 
 
 class QuotaResponse(ResponseEnvelope):
@@ -436,7 +401,7 @@ class QuotaResponse(ResponseEnvelope):
 class CleanResponse(ResponseEnvelope):
     """``POST /clean``: the image references whose tags were deleted
     (``<registry>/tool-<tool>/<name>:<tag>``) and how many manifests went (an image index
-    counts with each of its children)."""
+    counts with each of its children); ``messages.info`` says it as upstream does."""
 
     deleted_images: list[str]
     deleted_manifests: int

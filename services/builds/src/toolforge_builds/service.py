@@ -35,6 +35,7 @@ from toolforge_builds.builders import (
     belongs_to_tool,
     build_from_pipelinerun,
     build_pipelinerun,
+    builder_warnings,
     cancel_patch,
     envvar_values,
     new_build_from_pipelinerun,
@@ -57,6 +58,7 @@ from toolforge_builds.models import (
     Quota,
     QuotaCategory,
     QuotaItem,
+    StorageBytes,
 )
 from toolforge_builds.quota import QuotaKeeper, random_suffix
 from toolforge_builds.registry import (
@@ -72,11 +74,26 @@ from toolforge_builds.status import build_state, is_finished
 from toolforge_builds.storage import LabelScopedServiceStorage, Obj
 from toolforge_kit.errors import APIError, BadRequestError, ConflictError, NotFoundError
 
-__all__ = ["PIPELINERUN_POD_LABEL", "BuildsService", "CleanResult", "ToolRepository"]
+__all__ = [
+    "PIPELINERUN_POD_LABEL",
+    "BuildsService",
+    "CleanResult",
+    "ToolRepository",
+    "capacity",
+]
 
 #: Tekton labels every TaskRun pod with its PipelineRun (REFERENCE.md "Tekton facts").
 PIPELINERUN_POD_LABEL = "tekton.dev/pipelineRun"
 _log = logging.getLogger(__name__)
+
+
+def capacity(used: int, limit: int) -> str:
+    """The share of ``limit`` that ``used`` takes, as upstream shows it: ``"NN%"``, rounded
+    down (``"100%"`` only when full; above 100 when over the limit; ``"100%"`` for a zero
+    limit)."""
+    if limit <= 0:
+        return "100%"
+    return f"{used * 100 // limit}%"
 
 
 def _not_found(build_id: str) -> NotFoundError:
@@ -136,7 +153,8 @@ class BuildsService:
             ) from exc
 
     async def start(self, tool: str, request: BuildRequest) -> tuple[NewBuild, list[str]]:
-        """Start a build; returns it and warnings (e.g. pruning that failed).
+        """Start a build; returns it and warnings (a version flag this platform has no builder
+        for, pruning that failed).
 
         Raises:
             BadRequestError: the ref cannot be resolved (nothing is created).
@@ -156,7 +174,7 @@ class BuildsService:
         except BaseException:
             await asyncio.shield(self.quota.release(tool, metadata["name"]))
             raise
-        warnings = await self._prune(tool)
+        warnings = builder_warnings(request, self._settings) + await self._prune(tool)
         return new_build_from_pipelinerun(created), warnings
 
     async def _prune(self, tool: str) -> list[str]:
@@ -225,7 +243,7 @@ class BuildsService:
         for _ in range(3):
             run = await self._run(tool, build_id)
             if is_finished(run):
-                status = build_state(run).status.value
+                status = build_state(run).status.short
                 raise ConflictError(
                     f"Build '{build_id}' has already finished ({status}); it cannot be cancelled."
                 )
@@ -239,8 +257,10 @@ class BuildsService:
         raise ConflictError(f"Build '{build_id}' keeps changing; try again.")
 
     async def quotas(self, tool: str) -> Quota:
-        """The parallel-build quota and the registry storage (bytes of the distinct blobs of
-        the tool's tagged images; REFERENCE.md: 1 GiB per tool), each with its use.
+        """The registry storage (category ``Registry``, item ``Storage``, as upstream: bytes of
+        the distinct blobs of the tool's tagged images; REFERENCE.md: 1 GiB per tool) and the
+        parallel-build quota (category ``Builds``), each with its use, what is left and the
+        share used (``capacity``), plus the storage in exact bytes.
 
         Raises:
             UnavailableError: kube-apiserver or the registry cannot be reached (503).
@@ -253,6 +273,7 @@ class BuildsService:
             limit=str(limit),
             used=str(used),
             available=str(max(limit - used, 0)),
+            capacity=capacity(used, limit),
         )
         repositories = await self.tool_repositories(tool)
         stored = storage_used(m for repo in repositories for m in repo.manifests)
@@ -262,14 +283,14 @@ class BuildsService:
             limit=format_bytes(storage_limit),
             used=format_bytes(stored),
             available=format_bytes(max(storage_limit - stored, 0)),
-            limit_bytes=storage_limit,
-            used_bytes=stored,
+            capacity=capacity(stored, storage_limit),
         )
         return Quota(
             categories=[
-                QuotaCategory(name="Builds", items=[builds]),
                 QuotaCategory(name="Registry", items=[storage]),
-            ]
+                QuotaCategory(name="Builds", items=[builds]),
+            ],
+            storage_bytes=StorageBytes(limit=storage_limit, used=stored),
         )
 
     # ----- registry -----------------------------------------------------------------------------

@@ -95,7 +95,13 @@ class BuildsSettings(BackendSettings):
     builder_image_latest: str | None = Field(
         default=None,
         description="Builder image used when a request sets use_latest_versions; "
-        "unset: builder_image is used for every build.",
+        "unset: builder_image is used (and the start answer warns).",
+    )
+    builder_image_deprecated: str | None = Field(
+        default=None,
+        description="Builder image used when a request sets use_deprecated_versions (the "
+        "older buildpack versions upstream keeps for tools not yet migrated); unset: "
+        "builder_image is used (and the start answer warns).",
     )
     run_image: str = Field(
         default="registry.local/toolforge/buildpacks-run:latest",

@@ -1,39 +1,44 @@
 """Status of a build from its Tekton PipelineRun (a plain ``tekton.dev/v1`` dict). Pure.
 
-The ``Succeeded`` condition decides (REFERENCE.md "Builds API" and "Tekton facts"; Tekton
-``pkg/apis/pipeline/v1/pipelinerun_types.go``):
+The ``Succeeded`` condition decides (REFERENCE.md "Builds API (v1)" and "Tekton facts"; Tekton
+``pkg/apis/pipeline/v1/pipelinerun_types.go``). The wire values are upstream's ``BUILD_*``
+strings (:class:`~toolforge_builds.models.BuildStatus`):
 
 ============================  ==================  ==========================================
 condition status              reason              build status
 ============================  ==================  ==========================================
-(no condition)                                    ``pending``; ``cancelled`` when
-                                                  ``spec.status`` already asks to cancel
-``True``                      Succeeded,          ``success``
+(no condition)                                    ``BUILD_PENDING``; ``BUILD_CANCELLED``
+                                                  when ``spec.status`` already asks to cancel
+``True``                      Succeeded,          ``BUILD_SUCCESS``
                               Completed, any
-``False``                     PipelineRunTimeout  ``timeout``
-``False``                     Cancelled,          ``cancelled``
+``False``                     PipelineRunTimeout  ``BUILD_TIMEOUT``
+``False``                     Cancelled,          ``BUILD_CANCELLED``
                               CancelledRunFinally,
                               StoppedRunFinally,
                               PipelineRunCancelled,
                               CancelledRunningFinally,
                               StoppedRunningFinally
-``False``                     Failed,             ``failure``
+``False``                     Failed,             ``BUILD_FAILURE``
                               CreateRunFailed, any
                               other
-``Unknown``                   Started, Running,   ``running``
+``Unknown``                   Started, Running,   ``BUILD_RUNNING``
                               PipelineRunStopping
-``Unknown``                   PipelineRunPending, ``pending``
+``Unknown``                   PipelineRunPending, ``BUILD_PENDING``
                               ResolvingPipelineRef
-``Unknown``                   Cancelled,          ``cancelled`` (cancellation in progress;
-                              CancelledRunning-   the run is not finished yet)
+``Unknown``                   Cancelled,          ``BUILD_CANCELLED`` (cancellation in
+                              CancelledRunning-   progress; the run is not finished yet)
                               Finally, Stopped-
                               RunningFinally
-anything else                                     ``unknown``
+anything else                                     ``BUILD_UNKNOWN``
 ============================  ==================  ==========================================
 
-``spec.status: PipelineRunPending`` makes a run ``pending`` whatever its condition says
+This agrees with REFERENCE.md's mapping wherever that one names a case, and is finer where it
+says ``BUILD_UNKNOWN`` for states Tekton does name (``Started`` is running, a pending run is
+pending, a run being cancelled is cancelled).
+
+``spec.status: PipelineRunPending`` makes a run pending whatever its condition says
 until Tekton starts it. A run is *finished* only when the condition status is ``True`` or
-``False``: a ``cancelled`` run whose cancellation is still being processed is not finished
+``False``: a cancelled run whose cancellation is still being processed is not finished
 (so it is neither pruned nor counted as done).
 
 ``CancelledRunFinally``, ``StoppedRunFinally`` and ``PipelineRunCancelled`` are

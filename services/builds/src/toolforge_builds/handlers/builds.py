@@ -30,6 +30,7 @@ router = APIRouter()
 @router.post(
     "/v1/tool/{tool}/builds",
     tags=["builds"],
+    operation_id="builds_start",
     response_model=StartResponse,
     responses=errors(
         {
@@ -50,6 +51,7 @@ async def start_build(tool: ToolName, service: Service, request: BuildRequest) -
 @router.get(
     "/v1/tool/{tool}/builds",
     tags=["builds"],
+    operation_id="builds_list",
     response_model=BuildsResponse,
     responses=errors(),
 )
@@ -61,6 +63,7 @@ async def list_builds(tool: ToolName, service: Service) -> Response:
 @router.get(
     "/v1/tool/{tool}/builds/latest",
     tags=["builds"],
+    operation_id="builds_get_latest",
     response_model=BuildResponse,
     responses=errors({404: "No builds exist yet."}),
 )
@@ -72,6 +75,7 @@ async def latest_build(tool: ToolName, service: Service) -> Response:
 @router.get(
     "/v1/tool/{tool}/builds/{build_id}",
     tags=["builds"],
+    operation_id="builds_get",
     response_model=BuildResponse,
     responses=errors(NOT_FOUND),
 )
@@ -83,6 +87,7 @@ async def show_build(tool: ToolName, build_id: BuildId, service: Service) -> Res
 @router.delete(
     "/v1/tool/{tool}/builds/{build_id}",
     tags=["builds"],
+    operation_id="builds_delete",
     response_model=DeleteResponse,
     responses=errors(NOT_FOUND),
 )
@@ -97,6 +102,7 @@ async def delete_build(tool: ToolName, build_id: BuildId, service: Service) -> R
 @router.put(
     "/v1/tool/{tool}/builds/{build_id}/cancel",
     tags=["builds"],
+    operation_id="builds_cancel",
     response_model=CancelResponse,
     responses=errors(NOT_FOUND, {409: "The build has already finished."}),
 )
@@ -113,6 +119,7 @@ async def cancel_build(tool: ToolName, build_id: BuildId, service: Service) -> R
 @router.get(
     "/v1/tool/{tool}/builds/{build_id}/logs",
     tags=["builds"],
+    operation_id="builds_get_logs",
     response_class=NDJSONStreamingResponse,
     status_code=status.HTTP_200_OK,
     responses={

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from toolforge_builds.models import ResponseEnvelope
+from toolforge_builds.models import ErrorResponse
 from toolforge_builds.service import BuildsService
 from toolforge_kit.app import Responses, error_responses
 
@@ -27,7 +27,9 @@ BuildId = Annotated[str, Path(max_length=253, description="The build id (its Pip
 AUTH = {
     401: "No gateway client certificate, or no valid identity header.",
     403: "Another tool's path, or a service identity.",
+    405: "The path does not take this method; Allow lists those it takes.",
     422: "A path or query parameter breaks a rule; messages name it.",
+    500: "An unexpected error of the builds API (logged; the message says nothing more).",
     502: "The cluster answered something unexpected.",
     503: "kube-apiserver cannot be reached; see Retry-After.",
 }
@@ -40,5 +42,6 @@ REGISTRY = {
 
 
 def errors(*groups: Mapping[int, str], json_only: bool = False) -> Responses:
-    """The documented error answers of a tool route: :data:`AUTH` and ``groups``."""
-    return error_responses(ResponseEnvelope, AUTH, *groups, json_only=json_only)
+    """The documented error answers of a tool route (:class:`ErrorResponse` bodies):
+    :data:`AUTH` and ``groups``."""
+    return error_responses(ErrorResponse, AUTH, *groups, json_only=json_only)

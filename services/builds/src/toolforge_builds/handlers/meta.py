@@ -12,7 +12,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/v1/healthz", response_model=HealthResponse)
+@router.get("/v1/healthz", response_model=HealthResponse, operation_id="builds_healthz")
 async def healthz() -> HealthResponse:
     """The process is up (no cluster check)."""
     return HealthResponse(status="OK")

@@ -17,6 +17,7 @@ router = APIRouter()
 @router.post(
     "/v1/tool/{tool}/clean",
     tags=["registry"],
+    operation_id="builds_clean",
     response_model=CleanResponse,
     responses=errors(REGISTRY),
 )
@@ -25,14 +26,15 @@ async def clean(tool: ToolName, service: Service) -> Response:
     Their disk space is freed by the registry's next garbage collection."""
     result = await service.clean(tool)
     if result.images:
-        count = len(result.images)
+        # upstream's wording ("Deleted N artifacts"): N counts manifests, an index with each
+        # of its children
         info = [
-            f"Deleted {count} image{'s' if count != 1 else ''} "
-            f"({result.manifests} manifest{'s' if result.manifests != 1 else ''}) "
-            f"from the registry: {', '.join(result.images)}"
+            f"Deleted {result.manifests} artifacts from the registry "
+            f"({', '.join(result.images)}); their space is freed at the registry's next "
+            "garbage collection"
         ]
     else:
-        info = ["The tool has no images in the registry; nothing was deleted."]
+        info = ["Nothing to clean up"]
     return json_reply(
         CleanResponse(
             deleted_images=list(result.images),
@@ -45,11 +47,12 @@ async def clean(tool: ToolName, service: Service) -> Response:
 @router.get(
     "/v1/tool/{tool}/quotas",
     tags=["quotas"],
+    operation_id="builds_get_quotas",
     response_model=QuotaResponse,
     responses=errors(REGISTRY),
 )
 async def quotas(tool: ToolName, service: Service) -> Response:
-    """The tool's quotas and their use: parallel builds (category ``Builds``) and registry
-    storage (category ``Registry``, item ``Storage``, with exact ``limit_bytes`` and
-    ``used_bytes``: the distinct blobs of the tool's tagged images)."""
+    """The tool's quotas and their use: registry storage (category ``Registry``, item
+    ``Storage``: the distinct blobs of the tool's tagged images; exact bytes in
+    ``storage_bytes``) and parallel builds (category ``Builds``)."""
     return json_reply(QuotaResponse(quota=await service.quotas(tool)))

@@ -11,8 +11,9 @@ the whole admission chain (the mutating webhook is called for dry runs because i
 starts nothing, so only admission is measured. The same requests are timed with the
 MutatingWebhookConfiguration registered and unregistered (it is registered again at the end),
 interleaved in blocks of 25 to share the machine's noise. Other configurations of the same
-webhook (the in-cluster one of ``make deploy``) are taken away for the run and put back after; the difference of the two is what the
-webhook costs (a TLS call from kube-apiserver to the webhook and one metadata read).
+webhook (the in-cluster one of ``make deploy``) are taken away for the run and put back after.
+The difference of the two is what the webhook costs (a TLS call from kube-apiserver to the
+webhook and one metadata read).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from toolforge_dev import binaries, images
-from toolforge_dev.cluster import Cluster, _cgroup_pids
+from toolforge_dev.cluster import Cluster
+from toolforge_dev.hostops import cgroup_pids
 
 MIB = 1024 * 1024
 
@@ -41,7 +42,7 @@ def _rss_bytes(pid: int) -> int:
 def cluster_rss(cluster: Cluster) -> int:
     """Summed RSS (bytes) of every process of the cluster, pods included."""
     marker = str(cluster.directory) + "/"
-    pids = set(_cgroup_pids())
+    pids = set(cgroup_pids())
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:

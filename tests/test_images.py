@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from toolforge_dev import images
+from toolforge_dev import images, oci
 from toolforge_dev.images import (
     ALL_IMAGES,
     BOOKWORM,
@@ -94,9 +94,9 @@ def check_oci_archive(archive: Path, spec: ImageSpec) -> tuple[dict[str, Any], l
         assert json.load(layout_f) == {"imageLayoutVersion": "1.0.0"}
         index = json.load(index_f)
         assert index["schemaVersion"] == 2
-        assert index["mediaType"] == images.MEDIA_TYPE_INDEX
+        assert index["mediaType"] == oci.MEDIA_TYPE_INDEX
         (mdesc,) = index["manifests"]
-        assert mdesc["mediaType"] == images.MEDIA_TYPE_MANIFEST
+        assert mdesc["mediaType"] == oci.MEDIA_TYPE_MANIFEST
         assert mdesc["annotations"] == {
             "io.containerd.image.name": spec.ref,
             "org.opencontainers.image.ref.name": spec.tag,
@@ -104,8 +104,8 @@ def check_oci_archive(archive: Path, spec: ImageSpec) -> tuple[dict[str, Any], l
         assert mdesc["platform"] == {"architecture": "amd64", "os": "linux"}
         manifest = json.loads(_check_blob(tar, mdesc))
         assert manifest["schemaVersion"] == 2
-        assert manifest["mediaType"] == images.MEDIA_TYPE_MANIFEST
-        assert manifest["config"]["mediaType"] == images.MEDIA_TYPE_CONFIG
+        assert manifest["mediaType"] == oci.MEDIA_TYPE_MANIFEST
+        assert manifest["config"]["mediaType"] == oci.MEDIA_TYPE_CONFIG
         config = json.loads(_check_blob(tar, manifest["config"]))
         layers = []
         for ldesc in manifest["layers"]:

@@ -35,7 +35,8 @@ import httpx
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev import images, service_images
-from toolforge_dev.cluster import Cluster, _which
+from toolforge_dev.cluster import Cluster
+from toolforge_dev.hostops import which
 from toolforge_dev.paths import REPO_ROOT, cache_dir
 from toolforge_dev.services import PlatformServices
 
@@ -238,7 +239,7 @@ def deploy(cluster: Cluster, progress: Progress = print) -> DeployReport:
     archives = service_images.build_service_images(progress)
     images.import_images(
         archives.values(),
-        ctr=_which("ctr"),
+        ctr=which("ctr"),
         address=cluster.containerd_socket,
         progress=lambda m: progress(f"  {m}"),
     )

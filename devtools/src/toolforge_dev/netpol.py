@@ -296,7 +296,7 @@ def start(cluster: Cluster, binaries: Binaries, timeout: float = 120) -> None:
     is ready (kube-router has synced once). Raises ``ClusterError`` when the image cannot be
     built, a kubectl step fails, or the pod is not ready within ``timeout`` seconds (with the
     pod's log)."""
-    from toolforge_dev.cluster import ClusterError  # cluster imports this module
+    from toolforge_dev.topology import ClusterError
 
     try:
         ref, archive = build_image(progress=cluster.progress)

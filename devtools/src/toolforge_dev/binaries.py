@@ -14,7 +14,11 @@ the published Go modules:
 - the CNCF distribution registry (``github.com/distribution/distribution/v3``), the real
   registry that tool images are pushed to, through ``devtools/go/registry``;
 - Traefik (``github.com/traefik/traefik/v3``), the Gateway API controller of the web-traffic
-  path, through ``devtools/go/traefik``.
+  path, through ``devtools/go/traefik``;
+- Tekton Pipelines (``github.com/tektoncd/pipeline``): its controller, webhook and the helper
+  binaries the controller injects into TaskRun pods, through ``devtools/go/tekton``;
+- the Cloud Native Buildpacks lifecycle (``github.com/buildpacks/lifecycle``: ``lifecycle``
+  and ``launcher``), through ``devtools/go/lifecycle``.
 
 The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
 to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
@@ -231,14 +235,64 @@ def traefik() -> GoComponent:
     )
 
 
+#: Tekton commands: the two services and the helpers its controller puts into TaskRun pods
+#: (``-entrypoint-image``, ``-nop-image``, ``-sidecarlogresults-image``,
+#: ``-workingdirinit-image``; cmd/controller/main.go of v1.15.0).
+TEKTON_COMMANDS = (
+    "controller",
+    "webhook",
+    "entrypoint",
+    "nop",
+    "sidecarlogresults",
+    "workingdirinit",
+)
+
+
+def tekton() -> GoComponent:
+    """Tekton Pipelines: the controller, the webhook and the TaskRun pod helpers."""
+    module = GO_MODULES_DIR / "tekton"
+    return GoComponent(
+        name="tekton",
+        version=_required_version(module / "go.mod", "github.com/tektoncd/pipeline"),
+        binaries=tuple((c, f"github.com/tektoncd/pipeline/cmd/{c}") for c in TEKTON_COMMANDS),
+        module_dir=module,
+    )
+
+
+def lifecycle() -> GoComponent:
+    """The buildpacks lifecycle (one binary for every phase, chosen by its name) and the
+    launcher, with the version stamped in (the exporter records it in the image labels)."""
+    module = GO_MODULES_DIR / "lifecycle"
+    version = _required_version(module / "go.mod", "github.com/buildpacks/lifecycle")
+    return GoComponent(
+        name="lifecycle",
+        version=version,
+        binaries=(
+            ("lifecycle", "github.com/buildpacks/lifecycle/cmd/lifecycle"),
+            ("launcher", "github.com/buildpacks/lifecycle/cmd/launcher"),
+        ),
+        module_dir=module,
+        ldflags=f"-s -w -X github.com/buildpacks/lifecycle/cmd.Version={version.lstrip('v')}",
+    )
+
+
 def bench_components() -> tuple[GoComponent, ...]:
     """Tools only the benchmarks need (``make bench``), not the cluster."""
     return (vegeta(),)
 
 
 def all_components() -> tuple[GoComponent, ...]:
-    """Every component the local platform needs (cluster, registry, Helm)."""
-    return (etcd(), kubernetes(), coredns(), registry(), helm(), traefik())
+    """Every component the local platform needs (cluster, registry, Helm, web, builds)."""
+    return (
+        etcd(),
+        kubernetes(),
+        coredns(),
+        registry(),
+        helm(),
+        traefik(),
+        tekton(),
+        lifecycle(),
+    )
 
 
 @dataclass(frozen=True)

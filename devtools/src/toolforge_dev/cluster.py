@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import ipaddress
 import json
 import os
@@ -55,7 +56,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from toolforge_admin.pki import CertificateAuthority, PlatformPKI, generate_key, subject, write_key
-from toolforge_dev import images, web
+from toolforge_dev import images, tekton, web
 from toolforge_dev.binaries import Binaries
 from toolforge_dev.paths import REPO_ROOT, run_dir
 
@@ -161,6 +162,7 @@ class Cluster:
         started) when a component fails; its log is in :meth:`log_path`.
         """
         started = time.monotonic()
+        image_archives = {**image_archives, **tekton.platform_images(self.progress)}
         self.cleanup()
         shutil.rmtree(self.directory, ignore_errors=True)
         for sub in (
@@ -192,6 +194,8 @@ class Cluster:
             self._step("bootstrap objects", lambda: self._bootstrap(binaries, image_archives))
             self._start_coredns(binaries)
             self._step("web traffic (Traefik, fourohfour)", lambda: web.install(self, binaries))
+            kubectl = functools.partial(self.kubectl, binaries)
+            self._step("tekton", lambda: tekton.install_platform(kubectl, self.progress))
         except BaseException:
             self.progress("start failed; stopping what was started")
             self.stop()
@@ -430,7 +434,10 @@ state = "{root}/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{self.directory}/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{root}/certs.d"
 """
+        tekton.write_registry_hosts(root / "certs.d", self.pki_dir / "cluster-ca.crt")
         # restrict_oom_score_adj: these machines drop CAP_SYS_RESOURCE, so runc cannot set a
         # negative oom_score_adj for the sandbox (CLUSTER-NOTES.md).
         path = self._config("containerd.toml")

@@ -16,6 +16,8 @@ builds API, gateway.
   builds API reads and deletes tool images there (``/quotas``, ``/clean``) with those
   credentials. Once it runs, the buildpacks run image is pushed to it
   (:func:`toolforge_dev.buildpacks.publish_run_image`): builds make app images on it;
+- the registry's read-only pull endpoint on ``https://10.244.0.1:8448``
+  (:mod:`toolforge_dev.registry_pull`): the same storage, a pull-only account for pods;
 - the git server (:mod:`toolforge_dev.gitserver`: nginx and fcgiwrap with ``git
   http-backend``) on ``https://10.244.0.1:8447``, read-only, where builds clone from.
 
@@ -46,6 +48,7 @@ from toolforge_dev import buildpacks
 from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
 from toolforge_dev.gitserver import GitServer
 from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
+from toolforge_dev.registry_pull import PULL_CREDENTIALS, PULL_PORT, ReadOnlyRegistry
 
 __all__ = [
     "BUILDS_API_PORT",
@@ -117,6 +120,22 @@ class PlatformServices:
             config_path=self._config_path("registry.yml"),
         )
 
+    def pull_registry(self, *, issue_certificate: bool = False) -> ReadOnlyRegistry:
+        """The read-only pull endpoint of :meth:`registry`'s storage (files in
+        ``<run dir>/registry-pull``)."""
+        pki = self.cluster.pki_dir
+        return ReadOnlyRegistry(
+            self.cluster.directory / "registry-pull",
+            storage_dir=self.registry().storage_dir,
+            binary=go_binaries.registry().path("registry"),
+            ca=CertificateAuthority.load(pki, "cluster-ca") if issue_certificate else None,
+            ca_file=pki / "cluster-ca.crt",
+            credentials=PULL_CREDENTIALS,
+            host=NODE_IP,
+            port=PULL_PORT,
+            config_path=self._config_path("registry-pull.yml"),
+        )
+
     def git_server(self) -> GitServer:
         """The platform's git server: files in ``<run dir>/git``, on the node address."""
         return GitServer(self.cluster.directory / "git", host=NODE_IP)
@@ -127,6 +146,7 @@ class PlatformServices:
         registry = self.registry()
         credentials = registry.credentials
         git = self.git_server()
+        pull = self.pull_registry()
         return [
             Service(
                 name="registry",
@@ -134,6 +154,13 @@ class PlatformServices:
                 health_url=f"{registry.url}/v2/",
                 env=registry.env(),
                 health_auth=(credentials.username, credentials.password),
+            ),
+            Service(
+                name="registry-pull",
+                argv=pull.argv(),
+                health_url=f"{pull.url}/v2/",
+                env=pull.env(),
+                health_auth=(PULL_CREDENTIALS.username, PULL_CREDENTIALS.password),
             ),
             Service(name="git", argv=git.nginx_argv(), health_url=git.health_url),
             Service(
@@ -231,6 +258,7 @@ class PlatformServices:
 
     def _write_configs(self) -> None:
         self.registry(issue_certificate=True).prepare()
+        self.pull_registry(issue_certificate=True).prepare()
         self.git_server().prepare(CertificateAuthority.load(self.cluster.pki_dir, "cluster-ca"))
         for name, config in (
             ("gateway.yaml", self.gateway_config()),

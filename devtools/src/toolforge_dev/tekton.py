@@ -56,12 +56,12 @@ _PASSWD = (
     b"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
 )
 _GROUP = b"root:x:0:\nnonroot:x:65532:\n"
-_CRDS = (
+#: The CRDs with more than one version, whose conversion stanza names the webhook.
+CONVERTED_CRDS = (
     "pipelines.tekton.dev",
     "pipelineruns.tekton.dev",
     "tasks.tekton.dev",
     "taskruns.tekton.dev",
-    "customruns.tekton.dev",
     "stepactions.tekton.dev",
     "resolutionrequests.resolution.tekton.dev",
 )
@@ -186,7 +186,7 @@ def _not_ready(kubectl: Kubectl) -> str | None:
         hooks = config.get("webhooks") or [{}]
         if not all(h.get("clientConfig", {}).get("caBundle") for h in hooks):
             return f"{kind} {name} has no CA yet"
-    for crd in _CRDS:
+    for crd in CONVERTED_CRDS:
         obj = json.loads(kubectl("get", "crd", crd, "-o", "json"))
         client = obj["spec"].get("conversion", {}).get("webhook", {}).get("clientConfig", {})
         if not client.get("caBundle"):
@@ -250,22 +250,27 @@ def install_platform(kubectl: Kubectl, progress: Progress = print) -> None:
     buildpacks.install_pipeline(kubectl)
 
 
-def write_registry_hosts(certs_dir: Path, ca_file: Path) -> Path:
+def write_registry_hosts(certs_dir: Path, ca_file: Path) -> list[Path]:
     """containerd's registry host configuration (``config_path`` of the CRI plugin) for the
-    platform registry: ``<certs_dir>/<node>:<port>/hosts.toml`` with the registry as the only
-    host (pull and resolve) and ``ca_file`` as its CA, so the kubelet can pull
-    ``<node>:<port>/tool-<tool>/<name>:<tag>`` over verified TLS; credentials come from each
-    pod's image pull secret. Returns the file written."""
+    platform registry and its read-only pull endpoint (:mod:`toolforge_dev.registry_pull`):
+    ``<certs_dir>/<node>:<port>/hosts.toml`` naming that address as the only host (pull and
+    resolve) with ``ca_file`` as its CA, so the kubelet pulls
+    ``<node>:8448/tool-<tool>/<name>:<tag>`` over verified TLS. Trust is not access:
+    credentials come from each pod's image pull secret. Returns the files written."""
     from toolforge_dev.cluster import NODE_IP
+    from toolforge_dev.registry_pull import PULL_PORT
     from toolforge_dev.services import REGISTRY_PORT
 
-    address = f"{NODE_IP}:{REGISTRY_PORT}"
-    path = certs_dir / address / "hosts.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f'server = "https://{address}"\n\n'
-        f'[host."https://{address}"]\n'
-        f'  capabilities = ["pull", "resolve"]\n'
-        f"  ca = {json.dumps(str(ca_file))}\n"
-    )
-    return path
+    written = []
+    for port in (REGISTRY_PORT, PULL_PORT):
+        address = f"{NODE_IP}:{port}"
+        path = certs_dir / address / "hosts.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f'server = "https://{address}"\n\n'
+            f'[host."https://{address}"]\n'
+            f'  capabilities = ["pull", "resolve"]\n'
+            f"  ca = {json.dumps(str(ca_file))}\n"
+        )
+        written.append(path)
+    return written

@@ -185,7 +185,8 @@ http {{
         ]
 
     def fcgiwrap_argv(self) -> list[str]:
-        """fcgiwrap as ``nobody`` on :attr:`socket`, 4 workers."""
+        """fcgiwrap as ``nobody`` (with ``nobody``'s environment: ``HOME=/nonexistent``, so
+        git reads no root configuration) on :attr:`socket`, 4 workers."""
         fcgiwrap = shutil.which("fcgiwrap") or "/usr/sbin/fcgiwrap"
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
         return [
@@ -193,6 +194,7 @@ http {{
             "--reuid=nobody",
             "--regid=nogroup",
             "--clear-groups",
+            "--reset-env",
             "--",
             fcgiwrap,
             "-c",

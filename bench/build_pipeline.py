@@ -19,7 +19,9 @@ What runs (``--runs N``):
   is from the PipelineRun's creation to the start of the clone step (controller reconcile,
   TaskRun, pod scheduling, sandbox, init containers ``prepare``/``place-scripts``), then each
   step's start to end as the TaskRun's ``status.steps`` records them: clone, detect, build,
-  export (analyze + export + push); *total* is creation to ``completionTime``.
+  export (analyze + export + push); *finishing* is the last step's end to the run's
+  ``completionTime`` (pod status, TaskRun and PipelineRun reconciles); *total* is creation to
+  ``completionTime``.
 - The first run is the first build after the cluster start; later ones find the images'
   layers in the page cache and, for export, the previous image in the registry.
 
@@ -59,7 +61,7 @@ from toolforge_dev.sample_app import write_sample_app
 from toolforge_dev.services import PlatformServices
 
 TOOL = "bench-build"
-PHASES = ("queueing", "clone", "detect", "build", "export", "total", "wall")
+PHASES = ("queueing", "clone", "detect", "build", "export", "finishing", "total", "wall")
 
 
 async def _api(kubeconfig: Path) -> k8s.ApiClient:

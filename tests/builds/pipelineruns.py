@@ -148,11 +148,14 @@ class StepTimes:
     steps: dict[str, tuple[datetime, datetime]]
 
     def seconds(self) -> dict[str, float]:
-        """``queueing`` (creation to the first step's start), one entry per step, ``total``."""
+        """``queueing`` (creation to the first step's start), one entry per step,
+        ``finishing`` (the last step's end to the run's completion) and ``total``."""
         first = min(start for start, _ in self.steps.values())
+        last = max(end for _, end in self.steps.values())
         out = {"queueing": (first - self.created).total_seconds()}
         for name, (start, end) in self.steps.items():
             out[name] = (end - start).total_seconds()
+        out["finishing"] = (self.completed - last).total_seconds()
         out["total"] = (self.completed - self.created).total_seconds()
         return out
 

@@ -10,8 +10,8 @@ What runs:
   through the running gateway (``https://127.0.0.1:8443``), a full commit id as ``ref`` so
   nothing leaves the machine: build *A* with an env var ``BENCH_TOKEN`` (a secret value),
   build *B* without env vars;
-- acting as the Tekton controller (``tests/builds/tekton_standin.py``: no controller runs in
-  the local cluster), each build gets one TaskRun pod with Tekton's labels and container
+- acting as the Tekton controller (``tests/builds/tekton_standin.py``; the real controller is
+  stopped for the duration, ``real_controller_stopped``), each build gets one TaskRun pod with Tekton's labels and container
   names: init containers ``prepare`` and ``place-scripts`` (one line each), the steps
   ``step-build-0`` and ``step-build-1`` printing ``--lines`` lines between them (about 55
   characters each; one in 1000 carries the env value or the registry password, read from
@@ -75,7 +75,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from builds.tekton_standin import IMAGE, NAMESPACE, set_condition
+from builds.tekton_standin import IMAGE, NAMESPACE, real_controller_stopped, set_condition
 
 from toolforge_admin.cli import onboarder
 from toolforge_admin.onboarding import ToolOnboarder
@@ -529,7 +529,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
+    with real_controller_stopped(Cluster(progress=lambda _m: None)):
+        results = asyncio.run(run(args))
     print()
     print(summary(results))
     if args.json:

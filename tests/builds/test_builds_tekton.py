@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from builds.api_harness import builds_api
 from builds.pipelineruns import (
     NAMESPACE,
     cancel,
@@ -101,6 +103,7 @@ def _manifest_digest(platform: PlatformServices, repository: str, tag: str) -> s
 
 
 async def test_build_pushes_an_image_that_runs_with_launcher(
+    cluster: Cluster,
     platform: PlatformServices,
     builds_identity: k8s.ApiClient,
     admin_api: k8s.ApiClient,
@@ -141,6 +144,23 @@ async def test_build_pushes_an_image_that_runs_with_launcher(
     assert f"Looking in links: {find_links}" in logs["step-build"]  # pip got it (and says so)
     assert "toolforge/python: done" in logs["step-build"]
     assert "toolforge/procfile: processes: hello, web" in logs["step-build"]
+
+    # The builds API's log endpoint on these real pods: Tekton's init containers and the push
+    # step are hidden, the build variable's value is scrubbed where pip echoed it.
+    async with builds_api(cluster) as api:
+        reply = await api.call("GET", tool.name, f"/builds/{name}/logs")
+    assert reply.status_code == 200, reply.text
+    lines = [json.loads(line)["line"] for line in reply.text.splitlines()]
+    shown = "\n".join(lines)
+    assert "[prepare] output hidden" in lines
+    assert "[step-export] output hidden" in lines
+    assert "Saving" not in shown  # the exporter's output
+    assert find_links not in shown
+    assert any(
+        line.startswith("[step-build] ") and line.endswith("Looking in links: ***")
+        for line in lines
+    ), shown
+    assert any(line.startswith("[step-clone] ") and commit in line for line in lines)
 
     # Only the export step sees the push credentials; no step gets a Kubernetes token.
     for container in pod.spec.containers:

@@ -11,12 +11,12 @@ What runs:
   nothing leaves the machine: build *A* with an env var ``BENCH_TOKEN`` (a secret value),
   build *B* without env vars;
 - acting as the Tekton controller (``tests/builds/tekton_standin.py``; the real controller is
-  stopped for the duration, ``real_controller_stopped``), each build gets one TaskRun pod with Tekton's labels and container
-  names: init containers ``prepare`` and ``place-scripts`` (one line each), the steps
-  ``step-build-0`` and ``step-build-1`` printing ``--lines`` lines between them (about 55
-  characters each; one in 1000 carries the env value or the registry password, read from
-  Secret ``buildpacks-registry-auth``), and ``step-export`` printing 100 lines; then the
-  PipelineRuns are marked succeeded. Two steps, because one container's log file must stay
+  stopped for the duration, ``real_controller_stopped``), each build gets one TaskRun pod with
+  Tekton's labels and container names: init containers ``prepare`` and ``place-scripts`` (one
+  line each), the steps ``step-build-0`` and ``step-build-1`` printing ``--lines`` lines between
+  them (about 55 characters each; one in 1000 carries the env value or the registry password,
+  read from Secret ``buildpacks-registry-auth``), and ``step-export`` printing 100 lines; then
+  the PipelineRuns are marked succeeded. Two steps, because one container's log file must stay
   under the kubelet's ``containerLogMaxSize`` (10 MiB): a rotation while the container runs
   would cut what the pod log API returns;
 - this script starts, next to the shared services, one gateway and two builds API processes

@@ -170,8 +170,14 @@ def test_procfile_build_writes_launch_processes(tmp_path: Path) -> None:
         },
         {"type": "web", "command": ["bash", "-c", "gunicorn app"], "default": True},
     ]
+    # The same commands as scripts of a launch layer, so `launcher worker` finds one on PATH.
+    assert tomllib.loads((layers / "processes.toml").read_text())["types"]["launch"] is True
+    worker = layers / "processes" / "bin" / "worker"
+    assert os.access(worker, os.X_OK)
+    assert worker.read_text().splitlines()[-1] == 'python3 w.py --x "a b"'
+    assert sorted(p.name for p in worker.parent.iterdir()) == ["web", "worker"]
     (app / "Procfile").write_text("web: x\nthis is not a process\n")
-    failed = _run(BUILDPACKS / "procfile/bin/build", app, CNB_LAYERS_DIR=str(layers))
+    failed = _run(BUILDPACKS / "procfile/bin/build", app, CNB_LAYERS_DIR=str(tmp_path / "other"))
     assert failed.returncode == 1
     assert "Procfile line 2 is not 'name: command'" in failed.stderr
 

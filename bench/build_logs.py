@@ -10,13 +10,13 @@ What runs:
   through the running gateway (``https://127.0.0.1:8443``), a full commit id as ``ref`` so
   nothing leaves the machine: build *A* with an env var ``BENCH_TOKEN`` (a secret value),
   build *B* without env vars;
-- acting as the Tekton controller (``tests/builds/tekton_standin.py``: no controller runs in
-  the local cluster), each build gets one TaskRun pod with Tekton's labels and container
-  names: init containers ``prepare`` and ``place-scripts`` (one line each), the steps
-  ``step-build-0`` and ``step-build-1`` printing ``--lines`` lines between them (about 55
-  characters each; one in 1000 carries the env value or the registry password, read from
-  Secret ``buildpacks-registry-auth``), and ``step-export`` printing 100 lines; then the
-  PipelineRuns are marked succeeded. Two steps, because one container's log file must stay
+- acting as the Tekton controller (``tests/builds/tekton_standin.py``; the real controller is
+  stopped for the duration, ``real_controller_stopped``), each build gets one TaskRun pod with
+  Tekton's labels and container names: init containers ``prepare`` and ``place-scripts`` (one
+  line each), the steps ``step-build-0`` and ``step-build-1`` printing ``--lines`` lines between
+  them (about 55 characters each; one in 1000 carries the env value or the registry password,
+  read from Secret ``buildpacks-registry-auth``), and ``step-export`` printing 100 lines; then
+  the PipelineRuns are marked succeeded. Two steps, because one container's log file must stay
   under the kubelet's ``containerLogMaxSize`` (10 MiB): a rotation while the container runs
   would cut what the pod log API returns;
 - this script starts, next to the shared services, one gateway and two builds API processes
@@ -75,7 +75,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from builds.tekton_standin import IMAGE, NAMESPACE, set_condition
+from builds.tekton_standin import IMAGE, NAMESPACE, real_controller_stopped, set_condition
 
 from toolforge_admin.cli import onboarder
 from toolforge_admin.onboarding import ToolOnboarder
@@ -529,7 +529,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
+    with real_controller_stopped(Cluster(progress=lambda _m: None)):
+        results = asyncio.run(run(args))
     print()
     print(summary(results))
     if args.json:

@@ -113,7 +113,10 @@ def test_builds_through_the_gateway(
         name = started.json()["new_build"]["name"]
         assert name.startswith(f"{tool.name}-buildpacks-pipelinerun-")
         builds = client.get(f"{base}/builds").json()["builds"]
-        assert [(b["build_id"], b["status"]) for b in builds] == [(name, "BUILD_PENDING")]
+        # The real Tekton controller may have started the run already (its clone then fails:
+        # the host does not exist); real builds are tested in tests/builds/test_builds_tekton.py.
+        assert [b["build_id"] for b in builds] == [name]
+        assert builds[0]["status"] in ("BUILD_PENDING", "BUILD_RUNNING", "BUILD_FAILURE"), builds
         assert client.delete(f"{base}/builds/{name}").status_code == 200
         assert client.get(f"{base}/builds/{name}").status_code == 404
         spec = client.get("/openapi.json").json()

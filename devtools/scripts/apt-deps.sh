@@ -9,6 +9,8 @@ packages=(
   gcc libc6-dev                                  # the static pause binary
   util-linux mount                               # mount/umount for clean-up
   nginx-light                                    # the seed gateway: interop test and benchmark
+  git fcgiwrap                                   # the git server builds clone from (git http-backend)
+  skopeo                                         # pushes the buildpacks run image to the registry
 )
 
 missing=()

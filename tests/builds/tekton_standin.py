@@ -1,6 +1,11 @@
-"""Stands in for the Tekton controller, which does not run in the local cluster yet.
+"""Stands in for the Tekton controller, for tests that need states the real controller
+cannot be made to reach quickly or on demand (a run that stays pending, arbitrary
+conditions and timestamps, TaskRun pods printing chosen lines).
 
-With cluster-admin rights it does what Tekton would do to a PipelineRun:
+The real controller runs in the local cluster (``devtools/manifests/tekton``) and would act
+on the same PipelineRuns, so such tests stop it first with :func:`real_controller_stopped`
+(scale its Deployment to 0; Tekton's webhook keeps defaulting and validating). Then, with
+cluster-admin rights, this module does what Tekton would do to a PipelineRun:
 
 - :func:`set_condition` writes the ``Succeeded`` condition (and start/completion times, and
   the run's results, such as the pushed image's ``APP_IMAGE_DIGEST``) through the
@@ -13,15 +18,38 @@ With cluster-admin rights it does what Tekton would do to a PipelineRun:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
 
+from toolforge_dev.binaries import Binaries
+from toolforge_dev.cluster import Cluster
+
 NAMESPACE = "image-build"
 IMAGE = "registry.local/toolforge/python3.11:stable"
+
+
+@contextlib.contextmanager
+def real_controller_stopped(cluster: Cluster) -> Iterator[None]:
+    """Scale the Tekton controller to 0 (waiting until its pod is gone) for the block, then
+    back to 1 (waiting until it is available again)."""
+    kubectl = functools.partial(cluster.kubectl, Binaries.from_cache())
+    deployment = ("-n", "tekton-pipelines", "deployment/tekton-pipelines-controller")
+    kubectl("scale", *deployment, "--replicas=0")
+    kubectl(
+        "wait", "--for=delete", "pod", "-n", "tekton-pipelines",
+        "-l", "app.kubernetes.io/name=controller", "--timeout=60s",
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        kubectl("scale", *deployment, "--replicas=1")
+        kubectl("rollout", "status", *deployment, "--timeout=120s")
 
 
 def _now() -> str:

@@ -1,20 +1,28 @@
-"""The builds API on the real local cluster: real apiserver, real Tekton CRDs, real pods,
-called over mTLS as the gateway calls it. :mod:`builds.tekton_standin` stands in for the
-Tekton controller (status conditions, TaskRun pods)."""
+"""The builds API on the real local cluster: real apiserver, real Tekton CRDs and webhook,
+real pods, called over mTLS as the gateway calls it. These tests need run states on demand
+(pending, running, cancelled, timestamps for retention, TaskRun pods printing chosen lines),
+which the real controller does not reach quickly or at all; so the module stops the real
+controller and :mod:`builds.tekton_standin` plays it (status conditions, TaskRun pods).
+Real builds are in ``test_builds_tekton.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from builds.api_harness import builds_api
-from builds.tekton_standin import NAMESPACE, create_taskrun_pod, set_condition
+from builds.tekton_standin import (
+    NAMESPACE,
+    create_taskrun_pod,
+    real_controller_stopped,
+    set_condition,
+)
 from kubernetes_asyncio import client as k8s
 
 from toolforge_builds.quota import quota_configmap_name
@@ -22,10 +30,17 @@ from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import fresh_tool_name
 from toolforge_dev.registry import LocalRegistry
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("tekton_controller_stopped")]
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REGISTRY_PASSWORD = "local-dev-registry-push-password"  # noqa: S105 - 30-builds.yaml
+
+
+@pytest.fixture(scope="module")
+def tekton_controller_stopped(cluster: Cluster) -> Iterator[None]:
+    """The real Tekton controller is stopped for this module (see the module docstring)."""
+    with real_controller_stopped(cluster):
+        yield
 
 
 async def _runs(admin_api: k8s.ApiClient, tool: str) -> list[dict[str, Any]]:

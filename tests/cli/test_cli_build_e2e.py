@@ -1,7 +1,9 @@
 """``toolforge build`` end to end: the CLI as a process -> gateway (mTLS) -> builds API ->
-real apiserver with the real Tekton CRDs. No Tekton controller runs, so
-:mod:`builds.tekton_standin` (a stand-in for the Tekton controller) moves the PipelineRuns
-on and creates their TaskRun pods. Refs are full commit ids: nothing leaves the machine."""
+real apiserver with the real Tekton CRDs and webhook. The builds here need chosen states and
+log lines on demand, so the module stops the real Tekton controller and
+:mod:`builds.tekton_standin` moves the PipelineRuns on and creates their TaskRun pods. Refs
+are full commit ids: nothing leaves the machine. (Real builds: tests/builds/test_builds_tekton.py;
+the CLI on a real build needs the builds API to report the pushed digest first.)"""
 
 from __future__ import annotations
 
@@ -11,23 +13,36 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from builds.registry_push import manifest_exists, push_image, registry_client, tags_of
-from builds.tekton_standin import NAMESPACE, create_taskrun_pod, set_condition
+from builds.tekton_standin import (
+    NAMESPACE,
+    create_taskrun_pod,
+    real_controller_stopped,
+    set_condition,
+)
 from kubernetes_asyncio import client as k8s
 
 from platform_cli import tool_env, toolforge
 from toolforge_cli.buildsapi import build_state
+from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("tekton_controller_stopped")]
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SOURCE = "https://gitlab.wikimedia.org/toolforge-repos/sample-python-buildpack-app"
+
+
+@pytest.fixture(scope="module")
+def tekton_controller_stopped(cluster: Cluster) -> Iterator[None]:
+    """The real Tekton controller is stopped for this module (see the module docstring)."""
+    with real_controller_stopped(cluster):
+        yield
 
 
 async def atoolforge(tool: Tool, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,11 @@ the published Go modules:
 - Traefik (``github.com/traefik/traefik/v3``), the Gateway API controller of the web-traffic
   path, through ``devtools/go/traefik``;
 - kube-router (``github.com/cloudnativelabs/kube-router/v2``), the cluster's NetworkPolicy
-  engine, through ``devtools/go/kube-router``.
+  engine, through ``devtools/go/kube-router``;
+- Tekton Pipelines (``github.com/tektoncd/pipeline``): its controller, webhook and the helper
+  binaries the controller injects into TaskRun pods, through ``devtools/go/tekton``;
+- the Cloud Native Buildpacks lifecycle (``github.com/buildpacks/lifecycle``: ``lifecycle``
+  and ``launcher``), through ``devtools/go/lifecycle``.
 
 The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
 to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
@@ -246,14 +250,66 @@ def kube_router() -> GoComponent:
     )
 
 
+#: Tekton commands: the two services and the helpers its controller puts into TaskRun pods
+#: (``-entrypoint-image``, ``-nop-image``, ``-sidecarlogresults-image``,
+#: ``-workingdirinit-image``; cmd/controller/main.go of v1.15.0).
+TEKTON_COMMANDS = (
+    "controller",
+    "webhook",
+    "entrypoint",
+    "nop",
+    "sidecarlogresults",
+    "workingdirinit",
+)
+
+
+def tekton() -> GoComponent:
+    """Tekton Pipelines: the controller, the webhook and the TaskRun pod helpers."""
+    module = GO_MODULES_DIR / "tekton"
+    return GoComponent(
+        name="tekton",
+        version=_required_version(module / "go.mod", "github.com/tektoncd/pipeline"),
+        binaries=tuple((c, f"github.com/tektoncd/pipeline/cmd/{c}") for c in TEKTON_COMMANDS),
+        module_dir=module,
+    )
+
+
+def lifecycle() -> GoComponent:
+    """The buildpacks lifecycle (one binary for every phase, chosen by its name) and the
+    launcher, with the version stamped in (the exporter records it in the image labels)."""
+    module = GO_MODULES_DIR / "lifecycle"
+    version = _required_version(module / "go.mod", "github.com/buildpacks/lifecycle")
+    return GoComponent(
+        name="lifecycle",
+        version=version,
+        binaries=(
+            ("lifecycle", "github.com/buildpacks/lifecycle/cmd/lifecycle"),
+            ("launcher", "github.com/buildpacks/lifecycle/cmd/launcher"),
+        ),
+        module_dir=module,
+        ldflags=f"-s -w -X github.com/buildpacks/lifecycle/cmd.Version={version.lstrip('v')}",
+    )
+
+
 def bench_components() -> tuple[GoComponent, ...]:
     """Tools only the benchmarks need (``make bench``), not the cluster."""
     return (vegeta(),)
 
 
 def all_components() -> tuple[GoComponent, ...]:
-    """Every component the local platform needs (cluster, registry, Helm)."""
-    return (etcd(), kubernetes(), coredns(), registry(), helm(), traefik(), kube_router())
+    """Every component the local platform needs (cluster, registry, Helm, web, network
+    policies, builds)."""
+    return (
+        etcd(),
+        kubernetes(),
+        coredns(),
+        registry(),
+        helm(),
+        traefik(),
+        kube_router(),
+        tekton(),
+        lifecycle(),
+    )
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from toolforge_admin.cli import onboarder
 from toolforge_admin.onboarding import OnboardingError
 from toolforge_admin.settings import AdminSettings, EgressEndpoint
 from toolforge_dev import binaries as go_binaries
+from toolforge_dev import build_demo, images, netpol, tekton
 from toolforge_dev import deploy as deploy_mod
-from toolforge_dev import images, netpol
 from toolforge_dev.cluster import APISERVER_URL, COMPONENTS, NODE_IP, Cluster, ClusterError
 from toolforge_dev.services import REGISTRY_PORT, PlatformServices
 
@@ -84,9 +84,11 @@ def build(
 
 @app.command("images")
 def build_images() -> None:
-    """Build the local OCI images (pause, bookworm, python3.11, and the NetworkPolicy engine's
-    base) into the cache, unless cached."""
+    """Build the local OCI images (pause, bookworm, python3.11, the NetworkPolicy engine's
+    base, Tekton's, the buildpacks builder, run and git images) into the cache, unless
+    cached."""
     images.build_images(progress=_progress, specs=(*images.ALL_IMAGES, netpol.BASE))
+    tekton.platform_images(_progress)
 
 
 def admin_settings(cluster: Cluster) -> AdminSettings:
@@ -159,6 +161,7 @@ API {info["apiserver"]}
   {curl}
 [bold]Kubernetes[/] as the demo tool (its own namespace only):
   {kubectl} --kubeconfig {demo_kc} get jobs,pods
+{build_demo.usage(build_demo.prepare(PlatformServices(cluster)), cluster.admin_kubeconfig)}\
 [bold]Logs[/] {info["logs_dir"]}/<component>.log
 """
 

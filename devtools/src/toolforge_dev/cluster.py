@@ -43,6 +43,7 @@ namespaces, the bridge, and the ``KUBE-*``/``CNI-*`` iptables chains.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ from typing import Any
 
 import httpx
 
-from toolforge_dev import bootstrap, cluster_pki, control_plane, netpol, node, web
+from toolforge_dev import bootstrap, cluster_pki, control_plane, netpol, node, tekton, web
 from toolforge_dev.binaries import Binaries
 from toolforge_dev.cluster_pki import write_kubeconfig
 from toolforge_dev.hostops import (
@@ -178,6 +179,7 @@ class Cluster:
         started) when a component fails; its log is in :meth:`log_path`.
         """
         started = time.monotonic()
+        image_archives = {**image_archives, **tekton.platform_images(self.progress)}
         self.cleanup()
         shutil.rmtree(self.directory, ignore_errors=True)
         for sub in (
@@ -212,6 +214,8 @@ class Cluster:
             node.start_coredns(self, binaries)
             self.step("NetworkPolicy engine", lambda: netpol.start(self, binaries))
             self.step("web traffic (Traefik, fourohfour)", lambda: web.install(self, binaries))
+            kubectl = functools.partial(self.kubectl, binaries)
+            self.step("tekton", lambda: tekton.install_platform(kubectl, self.progress))
         except BaseException:
             self.progress("start failed; stopping what was started")
             self.stop()

@@ -14,7 +14,12 @@ builds API, gateway.
   ``https://127.0.0.1:8446`` (server certificate from the cluster CA), htpasswd auth with the
   credentials of the ``buildpacks-registry-auth`` Secret, data under ``<run dir>/registry``. The
   builds API reads and deletes tool images there (``/quotas``, ``/clean``) with those
-  credentials.
+  credentials. Once it runs, the buildpacks run image is pushed to it
+  (:func:`toolforge_dev.buildpacks.publish_run_image`): builds make app images on it;
+- the registry's read-only pull endpoint on ``https://10.244.0.1:8448``
+  (:mod:`toolforge_dev.registry_pull`): the same storage, a pull-only account for pods;
+- the git server (:mod:`toolforge_dev.gitserver`: nginx and fcgiwrap with ``git
+  http-backend``) on ``https://10.244.0.1:8447``, read-only, where builds clone from.
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
@@ -40,8 +45,11 @@ import yaml
 
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
+from toolforge_dev import buildpacks
 from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
+from toolforge_dev.gitserver import GitServer
 from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
+from toolforge_dev.registry_pull import PULL_CREDENTIALS, PULL_PORT, ReadOnlyRegistry
 from toolforge_envvars.webhook.registration import WEBHOOK_NAME, webhook_configuration
 
 __all__ = [
@@ -119,11 +127,33 @@ class PlatformServices:
             config_path=self._config_path("registry.yml"),
         )
 
+    def pull_registry(self, *, issue_certificate: bool = False) -> ReadOnlyRegistry:
+        """The read-only pull endpoint of :meth:`registry`'s storage (files in
+        ``<run dir>/registry-pull``)."""
+        pki = self.cluster.pki_dir
+        return ReadOnlyRegistry(
+            self.cluster.directory / "registry-pull",
+            storage_dir=self.registry().storage_dir,
+            binary=go_binaries.registry().path("registry"),
+            ca=CertificateAuthority.load(pki, "cluster-ca") if issue_certificate else None,
+            ca_file=pki / "cluster-ca.crt",
+            credentials=PULL_CREDENTIALS,
+            host=NODE_IP,
+            port=PULL_PORT,
+            config_path=self._config_path("registry-pull.yml"),
+        )
+
+    def git_server(self) -> GitServer:
+        """The platform's git server: files in ``<run dir>/git``, on the node address."""
+        return GitServer(self.cluster.directory / "git", host=NODE_IP)
+
     def services(self) -> list[Service]:
-        """The services in start order (the registry, backends, the gateway)."""
+        """The services in start order (the registry, the git server, backends, the gateway)."""
         python = sys.executable
         registry = self.registry()
         credentials = registry.credentials
+        git = self.git_server()
+        pull = self.pull_registry()
         return [
             Service(
                 name="registry",
@@ -131,6 +161,17 @@ class PlatformServices:
                 health_url=f"{registry.url}/v2/",
                 env=registry.env(),
                 health_auth=(credentials.username, credentials.password),
+            ),
+            Service(
+                name="registry-pull",
+                argv=pull.argv(),
+                health_url=f"{pull.url}/v2/",
+                env=pull.env(),
+                health_auth=(PULL_CREDENTIALS.username, PULL_CREDENTIALS.password),
+            ),
+            Service(name="git", argv=git.nginx_argv(), health_url=git.health_url),
+            Service(
+                name="git-backend", argv=git.fcgiwrap_argv(), health_url=git.backend_health_url
             ),
             Service(
                 name="jobs-api",
@@ -236,8 +277,11 @@ class PlatformServices:
             "tls_key_file": str(pki / "builds-api-server.key"),
             "backend_ca_file": str(pki / "backend-ca.crt"),
             "kubeconfig": str(self.cluster.service_kubeconfig("builds-api")),
+            "registry": registry.address,
             "registry_url": registry.url,
             "registry_ca_file": str(registry.ca_file),
+            "run_image": buildpacks.run_image_in_registry(registry.address),
+            "git_ca_file": str(pki / "cluster-ca.crt"),
             "registry_username": registry.credentials.username,
             "registry_password": registry.credentials.password,
         }
@@ -290,6 +334,8 @@ class PlatformServices:
     def _write_configs(self) -> None:
         self.registry(issue_certificate=True).prepare()
         self._issue_webhook_certificate()
+        self.pull_registry(issue_certificate=True).prepare()
+        self.git_server().prepare(CertificateAuthority.load(self.cluster.pki_dir, "cluster-ca"))
         for name, config in (
             ("gateway.yaml", self.gateway_config()),
             ("jobs-api.yaml", self.jobs_api_config()),
@@ -333,6 +379,7 @@ class PlatformServices:
             self._pid_path(service.name).write_text(f"{proc.pid}\n")
             self._wait_healthy(service, timeout)
         self.register_webhook()
+        self._publish_run_image()
 
     def register_webhook(self) -> None:
         """Apply the envvars MutatingWebhookConfiguration (its webhook must be running: the
@@ -358,6 +405,18 @@ class PlatformServices:
                 WEBHOOK_NAME,
                 "--ignore-not-found",
             )
+
+    def _publish_run_image(self) -> None:
+        registry = self.registry()
+        archive = buildpacks.build_images(registry.address, self.progress)["buildpacks-run"]
+        buildpacks.publish_run_image(
+            archive,
+            registry_url=registry.url,
+            ca_file=registry.ca_file,
+            username=registry.credentials.username,
+            password=registry.credentials.password,
+            progress=self.progress,
+        )
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM every service (the gateway first) and wait for each to drain and exit; the

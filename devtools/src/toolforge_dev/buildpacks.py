@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from toolforge_dev import binaries as go_binaries
-from toolforge_dev import images
+from toolforge_dev import images, oci
 from toolforge_dev.image_layers import Entry, cache_key, extract_layers, file_digest, write_layer
 from toolforge_dev.paths import REPO_ROOT
 
@@ -309,7 +309,7 @@ def publish_run_image(
     with httpx.Client(verify=context, auth=(username, password), timeout=10) as client:
         reply = client.head(
             f"{registry_url}/v2/{RUN_IMAGE_REPOSITORY}/manifests/latest",
-            headers={"Accept": images.MEDIA_TYPE_MANIFEST},
+            headers={"Accept": oci.MEDIA_TYPE_MANIFEST},
         )
         if reply.status_code == 200 and reply.headers.get("docker-content-digest") == digest:
             progress(f"  {target}: already in the registry")

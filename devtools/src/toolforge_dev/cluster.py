@@ -200,6 +200,10 @@ class Cluster:
         try:
             self.step("PKI", lambda: cluster_pki.write_pki(self))
             self.step("network", lambda: node.setup_network(self))
+            # containerd reads the platform registry's hosts.toml (CA, pull endpoint) at start.
+            tekton.write_registry_hosts(
+                self.directory / "containerd" / "certs.d", self.pki_dir / "cluster-ca.crt"
+            )
             node.start_containerd(self)
             self.step("images", lambda: node.import_images(self, image_archives))
             control_plane.start_etcd(self, binaries)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from toolforge_dev import images, tekton
+from toolforge_dev import images
 from toolforge_dev.binaries import Binaries
 from toolforge_dev.hostops import run, which
 from toolforge_dev.topology import (
@@ -113,7 +113,6 @@ conf_dir = "{c.directory}/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri".registry]
 config_path = "{root}/certs.d"
 """
-    tekton.write_registry_hosts(root / "certs.d", c.pki_dir / "cluster-ca.crt")
     # restrict_oom_score_adj: these machines drop CAP_SYS_RESOURCE, so runc cannot set a
     # negative oom_score_adj for the sandbox (CLUSTER-NOTES.md).
     path = c.config_file("containerd.toml")

@@ -5,9 +5,9 @@ with htpasswd, and distribution's htpasswd access controller has no authorisatio
 account may push and delete everything. So the credentials of a tool's pods must not be an
 account there. Instead a second ``registry serve`` process reads the **same storage** in
 distribution's read-only mode (``storage.maintenance.readonly.enabled: true``: every write is
-refused by the registry itself) on ``https://<node>:8448`` (:data:`PULL_PORT`), with one
+refused by the registry itself) on ``https://<node>:8450`` (:data:`PULL_PORT`), with one
 account of its own, :data:`PULL_CREDENTIALS`, that exists nowhere else. Pods name images
-``<node>:8448/tool-<tool>/<name>:<tag>`` and carry the dockerconfigjson Secret of
+``<node>:8450/tool-<tool>/<name>:<tag>`` and carry the dockerconfigjson Secret of
 :func:`pull_secret` as ``imagePullSecrets``; containerd trusts the cluster CA for both registry
 addresses (``certs.d/<address>/hosts.toml``, :func:`toolforge_dev.tekton.write_registry_hosts`).
 
@@ -27,7 +27,7 @@ from toolforge_dev.registry import LocalRegistry, RegistryCredentials
 
 __all__ = ["PULL_CREDENTIALS", "PULL_PORT", "PULL_SECRET", "ReadOnlyRegistry", "pull_secret"]
 
-PULL_PORT = 8448
+PULL_PORT = 8450
 #: The pull account (local development values; it can only read).
 PULL_CREDENTIALS = RegistryCredentials("toolforge-puller", "local-dev-registry-pull-password")
 #: Name of the image pull Secret in a tool's namespace.

@@ -16,10 +16,10 @@ builds API, gateway.
   builds API reads and deletes tool images there (``/quotas``, ``/clean``) with those
   credentials. Once it runs, the buildpacks run image is pushed to it
   (:func:`toolforge_dev.buildpacks.publish_run_image`): builds make app images on it;
-- the registry's read-only pull endpoint on ``https://10.244.0.1:8448``
+- the registry's read-only pull endpoint on ``https://10.244.0.1:8450``
   (:mod:`toolforge_dev.registry_pull`): the same storage, a pull-only account for pods;
 - the git server (:mod:`toolforge_dev.gitserver`: nginx and fcgiwrap with ``git
-  http-backend``) on ``https://10.244.0.1:8447``, read-only, where builds clone from.
+  http-backend``) on ``https://10.244.0.1:8449``, read-only, where builds clone from.
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,

@@ -255,7 +255,7 @@ def write_registry_hosts(certs_dir: Path, ca_file: Path) -> list[Path]:
     platform registry and its read-only pull endpoint (:mod:`toolforge_dev.registry_pull`):
     ``<certs_dir>/<node>:<port>/hosts.toml`` naming that address as the only host (pull and
     resolve) with ``ca_file`` as its CA, so the kubelet pulls
-    ``<node>:8448/tool-<tool>/<name>:<tag>`` over verified TLS. Trust is not access:
+    ``<node>:8450/tool-<tool>/<name>:<tag>`` over verified TLS. Trust is not access:
     credentials come from each pod's image pull secret. Returns the files written."""
     from toolforge_dev.cluster import NODE_IP
     from toolforge_dev.registry_pull import PULL_PORT

@@ -102,6 +102,15 @@ def test_forward_query_text_and_arguments() -> None:
     }
 
 
+def test_newest_first_with_a_limit_uses_the_limit_argument() -> None:
+    query = LogQuery(StreamSelector("tool-a"), limit=100, direction=Direction.BACKWARD)
+    assert query.uses_limit_argument
+    assert query.params() == {
+        "query": f'_stream:{{"kubernetes.pod_namespace"="tool-a"}} | {FIELDS_PIPE}',
+        "limit": "100",
+    }
+
+
 def test_backward_query_sorts_newest_first_and_takes_ns_bounds() -> None:
     query = LogQuery(
         StreamSelector("tool-a"), end=1_796_418_000_123_456_789, direction=Direction.BACKWARD

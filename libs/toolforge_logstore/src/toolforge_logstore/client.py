@@ -187,13 +187,17 @@ class LogStoreClient:
         return reply.status_code == 200
 
     async def query(self, query: LogQuery) -> list[LogEntry]:
-        """The lines of ``query``, in its direction. Raises :class:`LogStoreError`."""
+        """The lines of ``query``, ordered by ``(time_ns, stream_id)`` in its direction.
+        Raises :class:`LogStoreError`."""
         try:
             reply = await self._http.post("/select/logsql/query", data=query.params())
         except httpx.HTTPError as exc:
             raise LogStoreUnavailableError(f"log store: {exc!r}") from exc
         _check(reply)
-        return [LogEntry.from_row(json.loads(line)) for line in _json_lines(reply.content)]
+        entries = [LogEntry.from_row(json.loads(line)) for line in _json_lines(reply.content)]
+        if query.uses_limit_argument:  # the store returns these unsorted
+            entries.sort(key=lambda e: (e.time_ns, e.stream_id), reverse=True)
+        return entries
 
     async def tail(self, query: TailQuery) -> AsyncIterator[LogEntry]:
         """Lines of ``query`` as the store receives them, until the caller stops iterating

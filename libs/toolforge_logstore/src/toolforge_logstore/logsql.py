@@ -217,24 +217,38 @@ class LogQuery:
         object.__setattr__(self, "_range", (start, end))
         Direction(self.direction)
 
+    @property
+    def uses_limit_argument(self) -> bool:
+        """Newest-first with a limit: the query API's ``limit`` argument returns the ``limit``
+        most recent lines (it searches backwards through the time range), where a ``sort``
+        pipe would read every line of the range first: 7 ms against 450 ms for the last 100
+        of one million lines (``docs/logs.md``). The lines then come unsorted; the client
+        sorts them."""
+        return self.direction is Direction.BACKWARD and self.limit is not None
+
     def logsql(self) -> str:
         """The query text: stream filter, ``sort`` by time (``_stream_id`` breaks ties, so the
-        order is total), the ``limit`` when given, and the ``fields`` pipe."""
+        order is total) with the ``limit`` (unless :attr:`uses_limit_argument`), and the
+        ``fields`` pipe."""
+        if self.uses_limit_argument:
+            return f"{self.selector.logsql()} | {_fields_pipe()}"
         order = "" if self.direction is Direction.FORWARD else " desc"
-        pipes = [f"sort by (_time{order}, _stream_id{order})"]
+        sort = f"sort by (_time{order}, _stream_id{order})"
         if self.limit is not None:
-            pipes[0] += f" limit {self.limit}"
-        pipes.append(_fields_pipe())
-        return " | ".join([self.selector.logsql(), *pipes])
+            sort += f" limit {self.limit}"
+        return f"{self.selector.logsql()} | {sort} | {_fields_pipe()}"
 
     def params(self) -> dict[str, str]:
-        """HTTP arguments of ``/select/logsql/query`` (``query``, ``start``, ``end``)."""
+        """HTTP arguments of ``/select/logsql/query`` (``query``, ``start``, ``end``, and
+        ``limit`` when :attr:`uses_limit_argument`)."""
         result = {"query": self.logsql()}
         start, end = self._range
         if start is not None:
             result["start"] = format_rfc3339_ns(start)
         if end is not None:
             result["end"] = format_rfc3339_ns(end)
+        if self.uses_limit_argument:
+            result["limit"] = str(self.limit)
         return result
 
 

@@ -145,8 +145,17 @@ def test_tail_query_arguments() -> None:
         "start_offset": "90000ms",
     }
     assert "start_offset" not in TailQuery(StreamSelector("tool-a")).params()
-    with pytest.raises(InvalidValueError):
-        TailQuery(StreamSelector("tool-a"), history=timedelta(seconds=-1))
+    tuned = TailQuery(
+        StreamSelector("tool-a"), delay=timedelta(seconds=12), refresh=timedelta(milliseconds=500)
+    )
+    assert (tuned.params()["offset"], tuned.params()["refresh_interval"]) == ("12000ms", "500ms")
+    for bad in (
+        {"history": timedelta(seconds=-1)},
+        {"delay": timedelta(seconds=-1)},
+        {"refresh": timedelta(0)},
+    ):
+        with pytest.raises(InvalidValueError):
+            TailQuery(StreamSelector("tool-a"), **bad)
 
 
 @pytest.mark.parametrize(

@@ -257,25 +257,46 @@ class TailQuery:
     """A live tail of ``/select/logsql/tail``: new lines of ``selector`` as they arrive, after
     the lines of the last ``history`` (none when ``None``).
 
-    The tail API refuses ``sort`` and ``limit`` pipes, and orders lines only within one
-    stream (VictoriaLogs querying docs, "Live tailing"). Raises :class:`InvalidValueError` for a
-    negative ``history``.
+    How the store tails (``app/vlselect/logsql/logsql.go``, ``ProcessLiveTailRequest``): every
+    ``refresh`` it queries the lines with ``_time`` in ``[previous end - 5 s, now - delay)``
+    and sends those newer than the last one it sent of their stream. So a line is shown
+    ``delay`` after it was printed at the earliest, and a line that becomes searchable more
+    than ``delay`` + 5 s after it was printed is never shown: ``delay`` must exceed the
+    collector's worst print-to-searchable time (``docs/logs.md``). Lines of different streams
+    may come out of order. The tail API refuses ``sort`` and ``limit`` pipes.
+
+    Raises :class:`InvalidValueError` for a negative ``history``, a negative ``delay`` or a
+    ``refresh`` that is not positive.
     """
 
     selector: StreamSelector
     history: timedelta | None = None
+    #: ``offset``: how far behind now the tail stays (the store's default is 5 s).
+    delay: timedelta | None = None
+    #: ``refresh_interval``: how often the store looks for new lines (its default is 1 s).
+    refresh: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.history is not None and self.history < timedelta(0):
             raise InvalidValueError("history must not be negative")
+        if self.delay is not None and self.delay < timedelta(0):
+            raise InvalidValueError("delay must not be negative")
+        if self.refresh is not None and self.refresh <= timedelta(0):
+            raise InvalidValueError("refresh must be positive")
 
     def logsql(self) -> str:
         """The query text: stream filter and ``fields`` pipe."""
         return f"{self.selector.logsql()} | {_fields_pipe()}"
 
     def params(self) -> Mapping[str, str]:
-        """HTTP arguments of ``/select/logsql/tail`` (``query``, ``start_offset`` in ms)."""
+        """HTTP arguments of ``/select/logsql/tail``: ``query``, and in milliseconds
+        ``start_offset``, ``offset`` and ``refresh_interval`` when given."""
         result = {"query": self.logsql()}
-        if self.history is not None:
-            result["start_offset"] = f"{self.history // timedelta(milliseconds=1)}ms"
+        for name, value in (
+            ("start_offset", self.history),
+            ("offset", self.delay),
+            ("refresh_interval", self.refresh),
+        ):
+            if value is not None:
+                result[name] = f"{value // timedelta(milliseconds=1)}ms"
         return result

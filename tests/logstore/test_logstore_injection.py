@@ -172,7 +172,7 @@ async def test_a_trick_in_a_live_tail_stays_in_the_namespace(
     try:
         await asyncio.wait_for(read(), timeout=20)
     finally:
-        await tail.aclose()  # type: ignore[attr-defined]
+        await tail.aclose()
     assert [(e.namespace, e.job, e.message) for e in seen] == [
         (ATTACKER, TRICKS[index], f"attacker {index}")
     ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -199,7 +199,7 @@ class LogStoreClient:
             entries.sort(key=lambda e: (e.time_ns, e.stream_id), reverse=True)
         return entries
 
-    async def tail(self, query: TailQuery) -> AsyncIterator[LogEntry]:
+    async def tail(self, query: TailQuery) -> AsyncGenerator[LogEntry, None]:
         """Lines of ``query`` as the store receives them, until the caller stops iterating
         (``aclose()`` on the iterator ends the request). Raises :class:`LogStoreError`."""
         timeout = httpx.Timeout(self.config.timeout, read=None)

@@ -17,7 +17,7 @@ import pytest
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from kube import tool_pod, wait_pod_phase
+from kube import python_pod, scratch_namespace, tool_pod, wait_pod_phase
 from toolforge_dev import logcollector
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.logstore import platform_store
@@ -150,24 +150,49 @@ async def test_json_lines_cannot_write_into_another_tools_logs(
     assert [p.status.container_statuses[0].restart_count for p in pods.items] == [0]
 
 
-async def test_a_tool_pod_gets_nothing_from_the_store_without_credentials(
-    platform: PlatformServices, tool: Tool, admin_api: k8s.ApiClient
-) -> None:
-    core = k8s.CoreV1Api(admin_api)
-    script = """
+SNOOP = """
 import ssl, urllib.request, urllib.error
 ctx = ssl._create_unverified_context()  # an attacker would not verify either
 for path, data in (("/select/logsql/query?query=*", None), ("/insert/jsonline", b"{}")):
     try:
         reply = urllib.request.urlopen(
             urllib.request.Request("https://10.244.0.1:9428" + path, data=data),
-            context=ctx, timeout=10)
+            context=ctx, timeout=5)
         print(path, reply.status, reply.read()[:200])
     except urllib.error.HTTPError as exc:
         print(path, exc.code)
+    except OSError as exc:
+        print(path, "blocked")
 """
-    await _run_pod(core, tool, "snoop", script)
+
+
+async def test_a_tool_pod_cannot_reach_the_store(
+    platform: PlatformServices, tool: Tool, admin_api: k8s.ApiClient
+) -> None:
+    """Tool pods may not open connections to the node address (the tool egress policy)."""
+    core = k8s.CoreV1Api(admin_api)
+    await _run_pod(core, tool, "snoop", SNOOP)
     log = await core.read_namespaced_pod_log("snoop", tool.namespace)
+    assert log.split("\n")[:2] == [
+        "/select/logsql/query?query=* blocked",
+        "/insert/jsonline blocked",
+    ]
+
+
+async def test_a_pod_that_reaches_the_store_gets_nothing_without_credentials(
+    platform: PlatformServices, admin_api: k8s.ApiClient
+) -> None:
+    """Pods outside tool namespaces reach the node address (the collector must); without the
+    credentials the store answers 401 to queries and inserts."""
+    core = k8s.CoreV1Api(admin_api)
+    namespace = await scratch_namespace(core)
+    try:
+        await core.create_namespaced_pod(namespace, python_pod("snoop", SNOOP))
+        phase = await wait_pod_phase(core, namespace, "snoop", {"Succeeded", "Failed"})
+        log = await core.read_namespaced_pod_log("snoop", namespace)
+    finally:
+        await core.delete_namespace(namespace)
+    assert phase == "Succeeded", log
     assert log.split("\n")[:2] == ["/select/logsql/query?query=* 401", "/insert/jsonline 401"]
 
 

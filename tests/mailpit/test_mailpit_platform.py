@@ -15,11 +15,10 @@ import httpx
 import pytest
 from kubernetes_asyncio import client as k8s
 
-from kube import tool_pod, wait_pod_phase
+from kube import python_pod, scratch_namespace, wait_pod_phase
 from toolforge_dev.cli import _usage
 from toolforge_dev.cluster import NODE_IP, Cluster
 from toolforge_dev.mailpit import Mailpit, platform_mailpit
-from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
 
 pytestmark = pytest.mark.cluster
@@ -94,9 +93,11 @@ def test_make_run_prints_the_mailbox_url(mailpit: Mailpit, cluster: Cluster) -> 
     assert f"{NODE_IP}:1025" in usage
 
 
-async def test_a_tool_pod_sends_mail_over_the_node_address(
-    mailpit: Mailpit, tool: Tool, admin_api: k8s.ApiClient
+async def test_a_pod_sends_mail_over_the_node_address(
+    mailpit: Mailpit, admin_api: k8s.ApiClient
 ) -> None:
+    """A pod outside tool namespaces (where the emailer runs; tool pods may not reach the node
+    address) sends with STARTTLS, verifying the server with the cluster CA."""
     core = k8s.CoreV1Api(admin_api)
     subject = f"from a pod {uuid.uuid4().hex}"
     script = f"""
@@ -110,16 +111,17 @@ with smtplib.SMTP("{NODE_IP}", {mailpit.smtp_port}, timeout=10) as smtp:
     smtp.starttls(context=ssl.create_default_context(cafile="/etc/cluster-ca/ca.crt"))
     print(smtp.send_message(mail))
 """
-    pod = tool_pod(
-        "mailer",
-        script,
-        tool.uid,
-        volumes=[{"name": "ca", "configMap": {"name": "kube-root-ca.crt"}}],
+    pod = python_pod(
+        "mailer", script, volumes=[{"name": "ca", "configMap": {"name": "kube-root-ca.crt"}}]
     )
     pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "ca", "mountPath": "/etc/cluster-ca"}]
-    await core.create_namespaced_pod(tool.namespace, pod)
-    phase = await wait_pod_phase(core, tool.namespace, "mailer", {"Succeeded", "Failed"})
-    log = await core.read_namespaced_pod_log("mailer", tool.namespace)
+    namespace = await scratch_namespace(core)
+    try:
+        await core.create_namespaced_pod(namespace, pod)
+        phase = await wait_pod_phase(core, namespace, "mailer", {"Succeeded", "Failed"})
+        log = await core.read_namespaced_pod_log("mailer", namespace)
+    finally:
+        await core.delete_namespace(namespace)
     assert (phase, log.strip()) == ("Succeeded", "{}")
     message = await asyncio.to_thread(_find, mailpit, subject)
     assert message["Text"].strip() == "sent from a pod"

@@ -26,6 +26,8 @@ from toolforge_dev import binaries as go_binaries
 from toolforge_dev import deploy as deploy_mod
 from toolforge_dev import images, netpol
 from toolforge_dev.cluster import APISERVER_URL, COMPONENTS, NODE_IP, Cluster, ClusterError
+from toolforge_dev.logstore import platform_store
+from toolforge_dev.mailpit import platform_mailpit
 from toolforge_dev.services import REGISTRY_PORT, PlatformServices
 
 app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
@@ -160,6 +162,11 @@ API {info["apiserver"]}
 [bold]Kubernetes[/] as the demo tool (its own namespace only):
   {kubectl} --kubeconfig {demo_kc} get jobs,pods
 [bold]Logs[/] {info["logs_dir"]}/<component>.log
+[bold]Mailbox[/] {platform_mailpit(cluster).url} (Mailpit; SMTP with STARTTLS on \
+{":".join(map(str, platform_mailpit(cluster).smtp_address))})
+[bold]Log store[/] {platform_store(cluster).url} (VictoriaLogs, user \
+{platform_store(cluster).credentials.username}, password in \
+{platform_store(cluster).password_file})
 """
 
 

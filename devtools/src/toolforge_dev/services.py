@@ -14,7 +14,11 @@ builds API, gateway.
   ``https://127.0.0.1:8446`` (server certificate from the cluster CA), htpasswd auth with the
   credentials of the ``buildpacks-registry-auth`` Secret, data under ``<run dir>/registry``. The
   builds API reads and deletes tool images there (``/quotas``, ``/clean``) with those
-  credentials.
+  credentials;
+- the log store (VictoriaLogs, :mod:`toolforge_dev.logstore`) on ``https://10.244.0.1:9428``,
+  fed by the collector DaemonSet of :mod:`toolforge_dev.logcollector`, deployed after it;
+- Mailpit (:mod:`toolforge_dev.mailpit`): SMTP with STARTTLS on ``10.244.0.1:1025``, the
+  mailbox (web UI and API) on ``http://127.0.0.1:8025``.
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
@@ -40,7 +44,10 @@ import yaml
 
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
+from toolforge_dev import logcollector
 from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
+from toolforge_dev.logstore import platform_store
+from toolforge_dev.mailpit import platform_mailpit
 from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
 from toolforge_envvars.webhook.registration import WEBHOOK_NAME, webhook_configuration
 
@@ -131,6 +138,17 @@ class PlatformServices:
                 health_url=f"{registry.url}/v2/",
                 env=registry.env(),
                 health_auth=(credentials.username, credentials.password),
+            ),
+            # The log store and the SMTP server (toolforge_dev.logstore, toolforge_dev.mailpit).
+            Service(
+                name="logstore",
+                argv=platform_store(self.cluster).argv(),
+                health_url=f"{platform_store(self.cluster).url}/health",
+            ),
+            Service(
+                name="mailpit",
+                argv=platform_mailpit(self.cluster).argv(),
+                health_url=f"{platform_mailpit(self.cluster).url}/readyz",
             ),
             Service(
                 name="jobs-api",
@@ -290,6 +308,8 @@ class PlatformServices:
     def _write_configs(self) -> None:
         self.registry(issue_certificate=True).prepare()
         self._issue_webhook_certificate()
+        platform_store(self.cluster, issue_certificate=True).prepare()
+        platform_mailpit(self.cluster, issue_certificate=True).prepare()
         for name, config in (
             ("gateway.yaml", self.gateway_config()),
             ("jobs-api.yaml", self.jobs_api_config()),
@@ -310,10 +330,13 @@ class PlatformServices:
         """Start every service that is not running and wait until each is healthy.
 
         Raises :class:`ClusterError` with the service's log tail when one exits or stays
-        unhealthy for ``timeout`` seconds, or when the registry binary is not built.
+        unhealthy for ``timeout`` seconds, or when a binary (registry, VictoriaLogs, Mailpit) is
+        not built, or when the log collector does not become ready.
         """
-        if not go_binaries.registry().is_built():
-            raise ClusterError("the registry binary is not built yet (run `make binaries`)")
+        needed = (go_binaries.registry(), go_binaries.victorialogs(), go_binaries.mailpit())
+        for component in needed:
+            if not component.is_built():
+                raise ClusterError(f"{component.name} is not built yet (run `make binaries`)")
         self._write_configs()
         for service in self.services():
             if self._alive(service.name):
@@ -332,6 +355,8 @@ class PlatformServices:
             log.close()
             self._pid_path(service.name).write_text(f"{proc.pid}\n")
             self._wait_healthy(service, timeout)
+        # The log collector ships to the store, so it follows it (toolforge_dev.logcollector).
+        logcollector.deploy(self.cluster, platform_store(self.cluster), self.progress)
         self.register_webhook()
 
     def register_webhook(self) -> None:

@@ -18,7 +18,9 @@ builds API, gateway.
 - the log store (VictoriaLogs, :mod:`toolforge_dev.logstore`) on ``https://10.244.0.1:9428``,
   fed by the collector DaemonSet of :mod:`toolforge_dev.logcollector`, deployed after it;
 - Mailpit (:mod:`toolforge_dev.mailpit`): SMTP with STARTTLS on ``10.244.0.1:1025``, the
-  mailbox (web UI and API) on ``http://127.0.0.1:8025``.
+  mailbox (web UI and API) on ``http://127.0.0.1:8025``;
+- the jobs emailer (:mod:`toolforge_dev.emailer`) with ``/healthz`` and ``/metrics`` on
+  ``https://localhost:8449``, sending through Mailpit.
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
@@ -44,7 +46,7 @@ import yaml
 
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
-from toolforge_dev import logcollector
+from toolforge_dev import emailer, logcollector
 from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
 from toolforge_dev.logstore import platform_store
 from toolforge_dev.mailpit import platform_mailpit
@@ -195,6 +197,17 @@ class PlatformServices:
                 health_url=f"https://{NODE_IP}:{ENVVARS_WEBHOOK_PORT}/healthz",
             ),
             Service(
+                name="emailer",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_emailer",
+                    "--config",
+                    str(self._config_path("emailer.yaml")),
+                ],
+                health_url=f"https://localhost:{emailer.EMAILER_PORT}/healthz",
+            ),
+            Service(
                 name="gateway",
                 argv=[
                     python,
@@ -310,12 +323,14 @@ class PlatformServices:
         self._issue_webhook_certificate()
         platform_store(self.cluster, issue_certificate=True).prepare()
         platform_mailpit(self.cluster, issue_certificate=True).prepare()
+        emailer.prepare(self.cluster)
         for name, config in (
             ("gateway.yaml", self.gateway_config()),
             ("jobs-api.yaml", self.jobs_api_config()),
             ("builds-api.yaml", self.builds_api_config()),
             ("envvars-api.yaml", self.envvars_api_config()),
             ("envvars-webhook.yaml", self.envvars_webhook_config()),
+            ("emailer.yaml", emailer.emailer_config(self.cluster)),
         ):
             # 0600: the builds API's config holds the registry password.
             path = self._config_path(name)

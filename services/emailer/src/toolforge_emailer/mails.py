@@ -53,12 +53,12 @@ def describe(event: JobEvent) -> str:
     return f"pod failed: {event.reason or 'Failed'}"
 
 
-def _subject(tool: str, events: Sequence[JobEvent]) -> str:
+def _subject(tool: str, events: Sequence[JobEvent], total: int) -> str:
     jobs = sorted({e.job for e in events})
     failed = sum(e.kind in ("failed", "pod_failed", "start_failed") for e in events)
-    if len(events) == 1:
+    if total == 1:
         return f'[Toolforge] tool "{tool}": job {jobs[0]} {describe(events[0])}'
-    what = f"{len(events)} events of {len(jobs)} job{'s' if len(jobs) > 1 else ''}"
+    what = f"{total} events of {len(jobs)} job{'s' if len(jobs) > 1 else ''}"
     if failed:
         what += f", {failed} failure{'s' if failed > 1 else ''}"
     return f'[Toolforge] tool "{tool}": {what}'
@@ -127,7 +127,7 @@ def compose(tool: str, pending: PendingTool, config: EmailConfig, now: datetime)
         tool=tool,
         sender=config.email_from_addr,
         to=config.recipient(tool),
-        subject=_subject(tool, pending.events),
+        subject=_subject(tool, pending.events, len(pending.events) + pending.dropped),
         text=_text(tool, listed, extra, config),
         html=_html(tool, listed, extra),
         events=len(pending.events) + pending.dropped,

@@ -206,3 +206,18 @@ async def job_pods_ended(cluster: Cluster, tool: Tool, count: int) -> bool:
         "-n", tool.namespace, "get", "pods", "-o", "jsonpath={.items[*].status.phase}",
     )  # fmt: skip
     return sum(p in ("Succeeded", "Failed") for p in out.split()) >= count
+
+
+async def job_done(cluster: Cluster, tool: Tool, name: str) -> bool:
+    """Whether one-off job ``name`` has finished (a Complete or Failed condition), or is gone
+    already (``ttlSecondsAfterFinished``)."""
+    out = await asyncio.to_thread(
+        cluster.kubectl,
+        binaries.Binaries.from_cache(),
+        "-n", tool.namespace, "get", "jobs", "--ignore-not-found", "-o", "json",
+    )  # fmt: skip
+    for job in json.loads(out or '{"items": []}')["items"]:
+        if job["metadata"]["name"] == name:
+            types = {c["type"] for c in job.get("status", {}).get("conditions") or ()}
+            return bool(types & {"Complete", "Failed"})
+    return True

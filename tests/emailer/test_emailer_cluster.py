@@ -15,7 +15,7 @@ import signal
 from collections.abc import AsyncIterator
 
 import pytest
-from emailer.support import Platform, job_pods_ended, recipient, run_job, wait_for
+from emailer.support import Platform, job_done, recipient, run_job, wait_for
 
 from platform_cli import toolforge
 from toolforge_dev import binaries
@@ -73,20 +73,24 @@ async def pending_are(view: Platform, tool: Tool, expected: set[str]) -> None:
     await wait_for(f"pending events {sorted(expected)} of {tool.name}", check)
 
 
-async def quiet(view: Platform, tool: Tool, pods: int) -> None:
-    """Wait until ``pods`` pods of ``tool`` are known to the emailer with an end event and
-    nothing is pending or queued for the tool: then no further mail can come for them."""
+async def nothing_pending(view: Platform, tool: Tool) -> None:
+    """Wait until nothing is pending or queued for ``tool`` in the stored state."""
 
     async def check() -> bool:
         state = await asyncio.to_thread(view.state)
-        ended = sum(any(k.startswith("end:") for k in keys) for keys in state.seen.values())
-        return (
-            ended >= pods
-            and tool.name not in state.pending
-            and not any(m.tool == tool.name for m in state.outbox)
-        )
+        return tool.name not in state.pending and not any(m.tool == tool.name for m in state.outbox)
 
-    await wait_for(f"the emailer to have taken {pods} ended pods of {tool.name}", check)
+    await wait_for(f"nothing pending for {tool.name}", check)
+
+
+async def taken(view: Platform, kind: str, queued: str, before: float) -> None:
+    """Wait until the emailer has taken a new ``kind`` event (``queued``: yes/no)."""
+
+    async def check() -> bool:
+        now = await view.metric("toolforge_emailer_events_total", kind=kind, queued=queued)
+        return now > before
+
+    await wait_for(f"a new {kind} event (queued={queued})", check)
 
 
 def texts(mails: list[dict[str, object]]) -> list[str]:
@@ -115,12 +119,14 @@ async def test_onfailure_exit_3_sends_exactly_one_mail_and_success_none(
     assert "| about to fail" in mail["Text"]
     assert "<b>boom</b> failed: exit code 3" in mail["HTML"]
     # the same job succeeding sends nothing
+    finished = await emailer.metric("toolforge_emailer_events_total", kind="finished", queued="no")
     ok = toolforge(
         tool, "jobs", "run", "boom", "--image", "python3.11", "--command", "echo fine",
         "--emails", "onfailure", "--no-filelog", "--wait", "120",
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    await quiet(emailer, tool, pods=1)
+    await taken(emailer, "finished", "no", finished)
+    await nothing_pending(emailer, tool)
     assert len(await emailer.mails_to(recipient(tool))) == 1
 
 
@@ -136,7 +142,7 @@ async def test_onfinish_and_all_send_what_they_promise_and_none_nothing(
         tool,
         {"finisher:finished", "chatty:started", "chatty:finished", "failer:failed"},
     )
-    await wait_for("all four pods to end", lambda: job_pods_ended(cluster, tool, 4))
+    await wait_for("the silent job to end", lambda: job_done(cluster, tool, "silent"))
     await flush(emailer)
     (mail,) = await emailer.wait_mails(recipient(tool), 1)
     text = mail["Text"]
@@ -196,7 +202,7 @@ async def test_restarting_the_emailer_mid_interval_neither_loses_nor_duplicates(
     # a graceful restart, and a job that fails while no emailer runs
     await asyncio.to_thread(platform.stop_service, "emailer")
     await run_job(cluster, tool, "second", "exit 12", "onfailure")
-    await wait_for("both pods to end", lambda: job_pods_ended(cluster, tool, 2))
+    await wait_for("the second job to end", lambda: job_done(cluster, tool, "second"))
     await asyncio.to_thread(platform.start)
     await pending_are(emailer, tool, {"first:failed", "second:failed"})
     # a crash (SIGKILL): the next process waits for the Lease to expire, then goes on
@@ -207,14 +213,14 @@ async def test_restarting_the_emailer_mid_interval_neither_loses_nor_duplicates(
     (mail,) = await emailer.wait_mails(recipient(tool), 1)
     assert "failed: exit code 11" in mail["Text"]
     assert "failed: exit code 12" in mail["Text"]
-    await quiet(emailer, tool, pods=2)
+    await nothing_pending(emailer, tool)
     # one more restart, then a new failure: its mail comes alone, nothing is sent twice
     await asyncio.to_thread(platform.stop_service, "emailer")
     await asyncio.to_thread(platform.start)
     await wait_for("the emailer to lead again", lambda: _is_leader(emailer), timeout=60)
     await run_job(cluster, tool, "third", "exit 13", "onfailure")
-    mails = await emailer.wait_mails(recipient(tool), 2)
-    await quiet(emailer, tool, pods=3)
+    await emailer.wait_mails(recipient(tool), 2)
+    await nothing_pending(emailer, tool)
     mails = await emailer.mails_to(recipient(tool))
     assert len(mails) == 2
     assert "exit code 13" in mails[1]["Text"]

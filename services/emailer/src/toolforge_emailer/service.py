@@ -98,6 +98,7 @@ class Emailer:
         self._dirty = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # ----- life cycle -----------------------------------------------------------------------
 
@@ -108,6 +109,7 @@ class Emailer:
     async def stop(self) -> None:
         """Stop working: cancel the loops (the state is written on the way out) and release
         the Lease."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -191,7 +193,9 @@ class Emailer:
                 raise lost.exceptions[0] from None
             raise
         finally:
-            if self._dirty.is_set():
+            # On a graceful stop, the last changes are written; after a lost Lease they are not
+            # (the successor may have loaded the state already; it lists the pods again).
+            if self._stopping and self._dirty.is_set():
                 try:
                     await self._write_state()
                 except (APIError, LeadershipLostError) as exc:

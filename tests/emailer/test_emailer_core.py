@@ -152,3 +152,13 @@ def test_the_mail_id_is_stable_for_the_same_events() -> None:
     assert one.id == two.id
     other = compose("mytool", PendingTool(since=NOW, events=[failure("a")]), EmailConfig(), NOW)
     assert other.id != one.id
+
+
+def test_outputs_are_dropped_when_the_state_would_not_fit() -> None:
+    state = EmailerState()
+    for i in range(3):
+        state.queue(failure(f"j{i}"), NOW, max_per_tool=10)
+    assert state.drop_outputs() == 3
+    events = state.pending["mytool"].events
+    assert {e.output_note for e in events} == {"output left out: too many pending events"}
+    assert all(e.output is None for e in events)

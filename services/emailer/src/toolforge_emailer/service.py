@@ -47,7 +47,7 @@ from toolforge_emailer.mails import compose, to_message
 from toolforge_emailer.metrics import EmailerMetrics
 from toolforge_emailer.settings import EmailerSettings
 from toolforge_emailer.smtp import Outcome, SmtpSender
-from toolforge_emailer.state import EmailerState, OutgoingMail, decode, encode
+from toolforge_emailer.state import MAX_ENCODED, EmailerState, OutgoingMail, decode, encode
 from toolforge_emailer.storage import EmailerStorage
 from toolforge_kit import Obj
 from toolforge_kit.errors import APIError, ClusterError, ConflictError, GoneError
@@ -247,8 +247,17 @@ class Emailer:
         assert self.state is not None  # noqa: S101 - only called while working
         async with self._write_lock:
             self._dirty.clear()
+            data = encode(self.state)
+            if len(data) > MAX_ENCODED:
+                dropped = self.state.drop_outputs()
+                data = encode(self.state)
+                _log.warning(
+                    "state too large: output lines of %d pending events left out (%d bytes now)",
+                    dropped,
+                    len(data),
+                )
             try:
-                self._state_rv = await self.storage.write_state(encode(self.state), self._state_rv)
+                self._state_rv = await self.storage.write_state(data, self._state_rv)
             except ConflictError as exc:
                 self.metrics.state_writes.labels("conflict").inc()
                 raise LeadershipLostError("the state was written by someone else") from exc

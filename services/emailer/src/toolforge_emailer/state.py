@@ -29,7 +29,11 @@ from pydantic import BaseModel, Field
 
 from toolforge_emailer.events import JobEvent
 
-__all__ = ["EmailerState", "OutgoingMail", "PendingTool", "decode", "encode"]
+__all__ = ["MAX_ENCODED", "EmailerState", "OutgoingMail", "PendingTool", "decode", "encode"]
+
+#: Largest encoded state kept with output lines: base64 makes it 4/3 larger, and the apiserver
+#: refuses objects over 1 MiB (etcd's request limit is 1.5 MiB).
+MAX_ENCODED = 700 * 1024
 
 
 class PendingTool(BaseModel):
@@ -117,6 +121,18 @@ class EmailerState(BaseModel):
     def remove_mail(self, mail_id: str) -> None:
         """Drop a mail from the outbox (accepted, refused or given up)."""
         self.outbox = [m for m in self.outbox if m.id != mail_id]
+
+    def drop_outputs(self) -> int:
+        """Leave the output lines out of every pending event (when the state would not fit
+        its ConfigMap); returns how many events lost them."""
+        dropped = 0
+        for pending in self.pending.values():
+            for event in pending.events:
+                if event.output:
+                    event.output = None
+                    event.output_note = "output left out: too many pending events"
+                    dropped += 1
+        return dropped
 
     @property
     def pending_events(self) -> int:

@@ -48,7 +48,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(leader.time, "monotonic", c)
+    monkeypatch.setattr(f"{leader.__name__}.time.monotonic", c)
     return c
 
 

@@ -194,7 +194,12 @@ async def run_job(
             "name": name, "cmd": cmd, "imagename": "python3.11", "emails": emails,
         }  # fmt: skip
         body.update({"filelog": False, **extra})
-        reply = await client.post("/jobs", json=body)
+        deadline = time.monotonic() + 60
+        while True:  # a 503 right after an apiserver restart is retried
+            reply = await client.post("/jobs", json=body)
+            if reply.status_code < 500 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
         assert reply.status_code == 201, reply.text
 
 

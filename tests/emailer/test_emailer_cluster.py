@@ -70,7 +70,7 @@ async def pending_are(view: Platform, tool: Tool, expected: set[str]) -> None:
     async def check() -> bool:
         return set(await view.pending(tool.name)) == expected
 
-    await wait_for(f"pending events {sorted(expected)} of {tool.name}", check)
+    await wait_for(f"pending events {sorted(expected)} of {tool.name}", check, timeout=240)
 
 
 async def nothing_pending(view: Platform, tool: Tool) -> None:

@@ -146,7 +146,7 @@ def bench_e2e(jobs: int) -> None:
                     "/jobs",
                     json={
                         "name": name,
-                        "cmd": "exit 1",
+                        "cmd": "sh -c 'exit 1'",
                         "imagename": "python3.11",
                         "emails": "onfailure",
                         "filelog": False,

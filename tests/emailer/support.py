@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shlex
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -166,6 +167,12 @@ class Platform:
             timeout=5,
         )
         assert reply.status_code == 200, reply.text
+
+
+def sh(script: str) -> str:
+    """A job command that runs ``script`` with ``sh -c`` whatever the jobs API does with the
+    command (split shell-style without filelog, or under ``/bin/sh -c``)."""
+    return f"sh -c {shlex.quote(script)}"
 
 
 def recipient(tool: Tool) -> str:

@@ -5,7 +5,7 @@ RBAC), and its watch recovers from 410 Gone by listing again without taking an e
 from __future__ import annotations
 
 import pytest
-from emailer.support import job_pods_ended, run_job, wait_for
+from emailer.support import job_pods_ended, run_job, sh, wait_for
 
 from toolforge_dev import binaries
 from toolforge_dev.cluster import Cluster, ClusterError
@@ -38,7 +38,7 @@ def _allowed(cluster: Cluster, *args: str) -> bool:
     [
         (("list", "pods", "--all-namespaces"), True),
         (("watch", "pods", "--all-namespaces"), True),
-        (("get", "pods/log", "-n", "tool-anything"), True),
+        (("get", "pods", "--subresource=log", "-n", "tool-anything"), True),
         (("get", "pods", "-n", "tool-anything"), False),
         (("patch", "pods", "-n", "tool-anything"), False),
         (("delete", "pods", "-n", "tool-anything"), False),
@@ -52,7 +52,7 @@ def _allowed(cluster: Cluster, *args: str) -> bool:
         (("patch", "leases/jobs-emailer", "-n", "jobs-emailer"), True),
         (("patch", "leases/kube-scheduler", "-n", "kube-system"), False),
         (("get", "configmaps", "-n", "tool-anything"), False),
-        (("create", "pods/exec", "-n", "tool-anything"), False),
+        (("create", "pods", "--subresource=exec", "-n", "tool-anything"), False),
     ],
 )
 def test_least_rbac(cluster: Cluster, args: tuple[str, ...], allowed: bool) -> None:
@@ -71,7 +71,7 @@ async def test_a_410_lists_again_without_taking_an_event_twice(
             metrics, settings,
         )  # fmt: skip
         emailer.state = EmailerState(initialised=True)
-        await run_job(cluster, tool, "gone", "echo last words; exit 8", "onfailure")
+        await run_job(cluster, tool, "gone", sh("echo last words; exit 8"), "onfailure")
         await wait_for("the pod to end", lambda: job_pods_ended(cluster, tool, 1))
         rv = await emailer._list()
         pending = emailer.state.pending[tool.name].events

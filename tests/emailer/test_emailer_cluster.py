@@ -15,7 +15,7 @@ import signal
 from collections.abc import AsyncIterator
 
 import pytest
-from emailer.support import Platform, job_done, recipient, run_job, wait_for
+from emailer.support import Platform, job_done, recipient, run_job, sh, wait_for
 
 from platform_cli import toolforge
 from toolforge_dev import binaries
@@ -27,7 +27,7 @@ from toolforge_dev.services import PlatformServices
 pytestmark = pytest.mark.cluster
 
 LONG = "600"
-FAIL_3 = "echo about to fail; exit 3"
+FAIL_3 = sh("echo about to fail; exit 3")
 
 
 @pytest.fixture
@@ -135,8 +135,8 @@ async def test_onfinish_and_all_send_what_they_promise_and_none_nothing(
 ) -> None:
     await run_job(cluster, tool, "finisher", "echo done", "onfinish")
     await run_job(cluster, tool, "chatty", "echo hello", "all")
-    await run_job(cluster, tool, "silent", "exit 1", "none")
-    await run_job(cluster, tool, "failer", "exit 4", "onfinish")
+    await run_job(cluster, tool, "silent", sh("exit 1"), "none")
+    await run_job(cluster, tool, "failer", sh("exit 4"), "onfinish")
     await pending_are(
         emailer,
         tool,
@@ -164,9 +164,9 @@ async def test_ten_failures_one_mail_and_two_tools_two_mails(
     ours = [f"alpha-{i}" for i in range(10)]
     theirs = ["beta-0", "beta-1"]
     for name in ours:
-        await run_job(cluster, tool, name, f"echo {name} out; exit 5", "onfailure")
+        await run_job(cluster, tool, name, sh(f"echo {name} out; exit 5"), "onfailure")
     for name in theirs:
-        await run_job(cluster, other_tool, name, f"echo {name} out; exit 6", "onfailure")
+        await run_job(cluster, other_tool, name, sh(f"echo {name} out; exit 6"), "onfailure")
     await pending_are(emailer, tool, {f"{n}:failed" for n in ours})
     await pending_are(emailer, other_tool, {f"{n}:failed" for n in theirs})
     await flush(emailer)
@@ -197,11 +197,11 @@ def _kill_emailer(platform: PlatformServices, cluster: Cluster) -> None:
 async def test_restarting_the_emailer_mid_interval_neither_loses_nor_duplicates(
     emailer: Platform, platform: PlatformServices, cluster: Cluster, tool: Tool
 ) -> None:
-    await run_job(cluster, tool, "first", "exit 11", "onfailure")
+    await run_job(cluster, tool, "first", sh("exit 11"), "onfailure")
     await pending_are(emailer, tool, {"first:failed"})
     # a graceful restart, and a job that fails while no emailer runs
     await asyncio.to_thread(platform.stop_service, "emailer")
-    await run_job(cluster, tool, "second", "exit 12", "onfailure")
+    await run_job(cluster, tool, "second", sh("exit 12"), "onfailure")
     await wait_for("the second job to end", lambda: job_done(cluster, tool, "second"))
     await asyncio.to_thread(platform.start)
     await pending_are(emailer, tool, {"first:failed", "second:failed"})
@@ -218,7 +218,7 @@ async def test_restarting_the_emailer_mid_interval_neither_loses_nor_duplicates(
     await asyncio.to_thread(platform.stop_service, "emailer")
     await asyncio.to_thread(platform.start)
     await wait_for("the emailer to lead again", lambda: _is_leader(emailer), timeout=60)
-    await run_job(cluster, tool, "third", "exit 13", "onfailure")
+    await run_job(cluster, tool, "third", sh("exit 13"), "onfailure")
     await emailer.wait_mails(recipient(tool), 2)
     await nothing_pending(emailer, tool)
     mails = await emailer.mails_to(recipient(tool))
@@ -234,7 +234,7 @@ async def test_the_watch_survives_an_apiserver_restart(
     restarts = await emailer.metric("toolforge_emailer_watch_restarts_total", reason="error")
     await asyncio.to_thread(cluster.stop_apiserver)
     await asyncio.to_thread(cluster.start_apiserver, binaries.Binaries.from_cache())
-    await run_job(cluster, tool, "after", "exit 9", "onfailure")
+    await run_job(cluster, tool, "after", sh("exit 9"), "onfailure")
     await pending_are(emailer, tool, {"after:failed"})
     assert await emailer.metric("toolforge_emailer_watch_restarts_total", reason="error") > restarts
     await flush(emailer)
@@ -251,7 +251,7 @@ async def test_a_configmap_change_takes_effect_without_a_restart(
     pid = (cluster.directory / "pids" / "emailer.pid").read_text()
     logged = await emailer.metric("toolforge_emailer_mails_sent_total", how="logged")
     await emailer.set_config(send_emails_for_real="no")
-    await run_job(cluster, tool, "quiet", "exit 2", "onfailure")
+    await run_job(cluster, tool, "quiet", sh("exit 2"), "onfailure")
     await pending_are(emailer, tool, {"quiet:failed"})
     await flush(emailer)
 
@@ -287,7 +287,7 @@ async def test_smtp_down_then_back_and_4xx_retried_and_5xx_counted(
     )
     await asyncio.to_thread(platform.stop_service, "mailpit")
     try:
-        await run_job(cluster, tool, "down", "exit 21", "onfailure")
+        await run_job(cluster, tool, "down", sh("exit 21"), "onfailure")
         await pending_are(emailer, tool, {"down:failed"})
         await flush(emailer)
 
@@ -298,7 +298,12 @@ async def test_smtp_down_then_back_and_4xx_retried_and_5xx_counted(
             return now > unreachable
 
         await wait_for("a failed attempt while SMTP is down", tried)
-        assert any(m.tool == tool.name for m in emailer.state().outbox)
+
+        async def waiting() -> bool:
+            state = await asyncio.to_thread(emailer.state)
+            return any(m.tool == tool.name and m.attempts > 0 for m in state.outbox)
+
+        await wait_for("the mail to wait in the stored outbox", waiting)
     finally:
         await asyncio.to_thread(platform.start)
     (mail,) = await emailer.wait_mails(recipient(tool), 1, timeout=120)
@@ -309,7 +314,7 @@ async def test_smtp_down_then_back_and_4xx_retried_and_5xx_counted(
     rejected = await emailer.metric("toolforge_emailer_mails_failed_total", reason="rejected")
     temporary = await emailer.metric("toolforge_emailer_smtp_attempts_total", result="temporary")
     emailer.chaos(550, 100)
-    await run_job(cluster, other_tool, "refused", "exit 22", "onfailure")
+    await run_job(cluster, other_tool, "refused", sh("exit 22"), "onfailure")
     await pending_are(emailer, other_tool, {"refused:failed"})
     await flush(emailer)
 
@@ -326,7 +331,7 @@ async def test_smtp_down_then_back_and_4xx_retried_and_5xx_counted(
     # 4xx: retried with back-off until accepted
     emailer.chaos(451, 100)
     await emailer.set_config(task_compose_emails_loop_sleep=LONG)
-    await run_job(cluster, other_tool, "later", "exit 23", "onfailure")
+    await run_job(cluster, other_tool, "later", sh("exit 23"), "onfailure")
     await pending_are(emailer, other_tool, {"later:failed"})
     await flush(emailer)
 

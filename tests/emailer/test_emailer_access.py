@@ -1,6 +1,9 @@
 """The emailer's identity has the least rights it needs (negative checks against the real
-RBAC), and its watch recovers from 410 Gone by listing again without taking an event twice
-(an in-process emailer with the platform emailer's identity, its state in memory only)."""
+RBAC), and a second list of the pods (what the watch does after 410 Gone) takes no event twice
+(an in-process emailer with the platform emailer's identity, its state in memory only). The
+410 itself cannot be produced on demand here (a resourceVersion of 1 is still served while etcd
+has not compacted), so the watch loop's reaction to it is tested with a double in
+test_emailer_service.py."""
 
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ from toolforge_emailer.settings import EmailerSettings
 from toolforge_emailer.smtp import SmtpSender
 from toolforge_emailer.state import EmailerState
 from toolforge_emailer.storage import EmailerStorage
-from toolforge_kit.errors import GoneError
 
 pytestmark = pytest.mark.cluster
 
@@ -59,7 +61,7 @@ def test_least_rbac(cluster: Cluster, args: tuple[str, ...], allowed: bool) -> N
     assert _allowed(cluster, *args) is allowed
 
 
-async def test_a_410_lists_again_without_taking_an_event_twice(
+async def test_listing_again_takes_no_event_twice(
     platform: PlatformServices, cluster: Cluster, tool: Tool
 ) -> None:
     settings = EmailerSettings(kubeconfig=cluster.service_kubeconfig("emailer"))
@@ -80,8 +82,6 @@ async def test_a_410_lists_again_without_taking_an_event_twice(
         queued = metrics.registry.get_sample_value(
             "toolforge_emailer_events_total", {"kind": "failed", "queued": "yes"}
         )
-        with pytest.raises(GoneError):
-            await emailer._watch("1")
         assert int(rv) > 1
         await emailer._list()  # what the watch loop does after a 410
         assert len(emailer.state.pending[tool.name].events) == 1

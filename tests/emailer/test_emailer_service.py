@@ -6,8 +6,11 @@ cluster tests (test_emailer_cluster.py) run the same code against the real ones.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -26,7 +29,7 @@ from toolforge_emailer.settings import EmailerSettings
 from toolforge_emailer.smtp import SmtpSender
 from toolforge_emailer.state import EmailerState, decode
 from toolforge_emailer.storage import EmailerStorage
-from toolforge_kit.errors import ConflictError
+from toolforge_kit.errors import ConflictError, GoneError
 
 pytestmark = pytest.mark.skipif(
     not binaries.mailpit().is_built(), reason="Mailpit is not built (make binaries)"
@@ -253,3 +256,55 @@ async def test_a_restart_reloads_the_state_and_takes_nothing_twice(emailer: Emai
     assert restarted.state.pending == emailer.state.pending  # type: ignore[union-attr]
     kinds = [e.kind for e in restarted.state.pending["svc7"].events]
     assert sorted(kinds) == ["failed", "failed", "restarted", "started"]
+
+
+class WatchDouble(StateStoreDouble):
+    """TEST DOUBLE of the pod list and watch: the list always shows one failed pod; the first
+    watch is refused with 410 (a too-old resourceVersion at the start), the second sends an
+    ERROR event with code 410 (expiry during the watch), later ones stay open and silent."""
+
+    def __init__(self, pod: dict[str, Any]) -> None:
+        super().__init__()
+        self.pod = pod
+        self.lists = 0
+        self.watches = 0
+        self.third_watch = asyncio.Event()
+
+    async def list_pods(self) -> tuple[list[dict[str, Any]], str]:
+        self.lists += 1
+        return [copy.deepcopy(self.pod)], str(100 + self.lists)
+
+    @contextlib.asynccontextmanager
+    async def watch_pods(
+        self, resource_version: str, timeout_seconds: int
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        self.watches += 1
+        if self.watches == 3:
+            self.third_watch.set()
+        if self.watches == 1:
+            raise GoneError("too old resource version")
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            if self.watches == 2:
+                yield {"type": "ERROR", "object": {"kind": "Status", "code": 410}}
+            await asyncio.Event().wait()
+            yield {}  # never reached
+
+        yield events()
+
+
+async def test_410_at_the_start_or_during_the_watch_lists_again_and_takes_nothing_twice(
+    emailer: Emailer,
+) -> None:
+    double = WatchDouble(job_pod(tool="svc8", uid="u9", statuses=[terminated(3)]))
+    emailer.storage = cast(EmailerStorage, double)
+    loop = asyncio.create_task(emailer._watch_loop())
+    try:
+        await asyncio.wait_for(double.third_watch.wait(), timeout=10)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert double.lists == 3  # the first list, then one after each 410
+    assert sample(emailer, "toolforge_emailer_watch_restarts_total", reason="expired") == 2
+    assert emailer.state is not None
+    assert [e.kind for e in emailer.state.pending["svc8"].events] == ["failed"]

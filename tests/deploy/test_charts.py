@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from golden import assert_golden
 from toolforge_builds.settings import BuildsSettings
 from toolforge_dev.deploy import CHARTS, CHARTS_DIR, NAMESPACE
+from toolforge_emailer.settings import EmailerSettings
 from toolforge_envvars.settings import EnvvarsSettings, WebhookSettings
 from toolforge_gateway.settings import GatewaySettings
 from toolforge_jobs.settings import JobsSettings
@@ -38,6 +39,7 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "builds-api": BuildsSettings,
     "envvars-api": EnvvarsSettings,
     "envvars-webhook": WebhookSettings,
+    "emailer": EmailerSettings,
 }
 
 
@@ -332,3 +334,49 @@ def test_envvars_webhook_reads_one_secret_name_and_is_registered_safely() -> Non
         "/envvars-webhook-tls"
     )
     assert by_kind(production, "Certificate")
+
+
+def test_emailer_rbac_is_pods_read_and_its_own_objects_by_name() -> None:
+    objects = render("emailer", "local")
+    (cluster_role,) = by_kind(objects, "ClusterRole")
+    assert _rules(cluster_role) == [
+        ("", "pods", ("list", "watch"), ()),
+        ("", "pods/log", ("get",), ()),
+    ]
+    (role,) = by_kind(objects, "Role")
+    # local: the namespace of the host emailer's objects, shared through the Lease
+    assert role["metadata"]["namespace"] == "jobs-emailer"
+    assert _rules(role) == [
+        ("", "configmaps", ("get",), ("jobs-emailer-config",)),
+        ("", "configmaps", ("get", "patch"), ("jobs-emailer-state",)),
+        ("coordination.k8s.io", "leases", ("get", "patch"), ("jobs-emailer",)),
+    ]
+    for binding in by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "emailer", "namespace": NAMESPACE}
+        ]
+    # local mode uses the host emailer's objects; the default creates its own, kept on uninstall
+    assert [o["metadata"]["name"] for o in by_kind(objects, "Lease")] == []
+    default = render("emailer", "default")
+    (lease,) = by_kind(default, "Lease")
+    assert lease["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    live = next(
+        c for c in by_kind(default, "ConfigMap") if c["metadata"]["name"] == "jobs-emailer-config"
+    )
+    assert live["data"]["task_compose_emails_loop_sleep"] == "400"
+
+
+def test_emailer_reaches_only_dns_the_apiserver_and_smtp() -> None:
+    policy = one(render("emailer", "local"), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8443}]
+    ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert ports == {53, 443, 6443, 1025}
+    smtp = [r for r in policy["spec"]["egress"] if {"protocol": "TCP", "port": 1025} in r["ports"]]
+    assert smtp == [
+        {
+            "to": [{"ipBlock": {"cidr": "10.244.0.1/32"}}],
+            "ports": [{"protocol": "TCP", "port": 1025}],
+        }
+    ]

@@ -20,7 +20,10 @@ the published Go modules:
 - Tekton Pipelines (``github.com/tektoncd/pipeline``): its controller, webhook and the helper
   binaries the controller injects into TaskRun pods, through ``devtools/go/tekton``;
 - the Cloud Native Buildpacks lifecycle (``github.com/buildpacks/lifecycle``: ``lifecycle``
-  and ``launcher``), through ``devtools/go/lifecycle``.
+  and ``launcher``), through ``devtools/go/lifecycle``;
+- VictoriaLogs (``victoria-logs``, the log store, and ``vlagent``, its collector) and Mailpit
+  (the SMTP server), with ``go install pkg@version`` (see :mod:`toolforge_dev.logstore`,
+  :mod:`toolforge_dev.mailpit`).
 
 The version is read from the wrapper module's ``require`` line, so ``go.mod`` is the one place
 to bump it. Each component lands in ``<cache>/bin/<component>-<version>/``; a directory that
@@ -44,6 +47,8 @@ from toolforge_dev.paths import GO_MODULES_DIR, cache_dir
 Progress = Callable[[str], None]
 
 COREDNS_VERSION = "v1.12.4"
+VICTORIALOGS_VERSION = "v1.52.2"
+MAILPIT_VERSION = "v1.33.1"
 
 
 class BuildError(Exception):
@@ -291,14 +296,39 @@ def lifecycle() -> GoComponent:
     )
 
 
+def victorialogs() -> GoComponent:
+    """VictoriaLogs: the store ``victoria-logs`` and the collector ``vlagent`` (Apache-2.0),
+    go-installable as published; the version is stamped into ``-version``."""
+    app = "github.com/VictoriaMetrics/VictoriaLogs/app"
+    stamp = "github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version"
+    return GoComponent(
+        name="victorialogs",
+        version=VICTORIALOGS_VERSION,
+        binaries=(("victoria-logs", f"{app}/victoria-logs"), ("vlagent", f"{app}/vlagent")),
+        module_dir=None,
+        ldflags=f"-s -w -X {stamp}=victoria-logs-{VICTORIALOGS_VERSION}",
+    )
+
+
+def mailpit() -> GoComponent:
+    """Mailpit, the SMTP server with a web UI and API, go-installable as published."""
+    return GoComponent(
+        name="mailpit",
+        version=MAILPIT_VERSION,
+        binaries=(("mailpit", "github.com/axllent/mailpit"),),
+        module_dir=None,
+        ldflags=f"-s -w -X github.com/axllent/mailpit/config.Version={MAILPIT_VERSION}",
+    )
+
+
 def bench_components() -> tuple[GoComponent, ...]:
     """Tools only the benchmarks need (``make bench``), not the cluster."""
     return (vegeta(),)
 
 
 def all_components() -> tuple[GoComponent, ...]:
-    """Every component the local platform needs (cluster, registry, Helm, web, network
-    policies, builds)."""
+    """Every component the local platform needs (cluster, registry, Helm, web traffic,
+    network policy, builds, log store, SMTP)."""
     return (
         etcd(),
         kubernetes(),
@@ -309,6 +339,8 @@ def all_components() -> tuple[GoComponent, ...]:
         kube_router(),
         tekton(),
         lifecycle(),
+        victorialogs(),
+        mailpit(),
     )
 
 

@@ -26,6 +26,9 @@ from toolforge_dev import binaries as go_binaries
 from toolforge_dev import build_demo, images, netpol, tekton
 from toolforge_dev import deploy as deploy_mod
 from toolforge_dev.cluster import APISERVER_URL, COMPONENTS, NODE_IP, Cluster, ClusterError
+from toolforge_dev.emailer import EMAILER_PORT
+from toolforge_dev.logstore import platform_store
+from toolforge_dev.mailpit import platform_mailpit
 from toolforge_dev.services import REGISTRY_PORT, PlatformServices
 
 app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
@@ -163,6 +166,14 @@ API {info["apiserver"]}
   {kubectl} --kubeconfig {demo_kc} get jobs,pods
 {build_demo.usage(build_demo.prepare(PlatformServices(cluster)), cluster.admin_kubeconfig)}\
 [bold]Logs[/] {info["logs_dir"]}/<component>.log
+[bold]Mailbox[/] {platform_mailpit(cluster).url} (Mailpit; SMTP with STARTTLS on \
+{":".join(map(str, platform_mailpit(cluster).smtp_address))})
+[bold]Job mails[/] the jobs emailer sends what jobs run with --emails onfailure|onfinish|all \
+do to tools.<tool>@toolforge.org, batched per tool for 30 s; read them in the Mailbox above. \
+Its metrics: https://localhost:{EMAILER_PORT}/metrics
+[bold]Log store[/] {platform_store(cluster).url} (VictoriaLogs, user \
+{platform_store(cluster).credentials.username}, password in \
+{platform_store(cluster).password_file})
 """
 
 

@@ -34,7 +34,7 @@ import httpx
 
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
-from toolforge_dev import images, service_images
+from toolforge_dev import emailer, images, service_images
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.hostops import which
 from toolforge_dev.paths import REPO_ROOT, cache_dir
@@ -53,6 +53,7 @@ CHARTS: dict[str, str] = {
     "builds-api": "toolforge-builds-api",
     "envvars-api": "toolforge-envvars-api",
     "envvars-webhook": "toolforge-envvars-webhook",
+    "emailer": "toolforge-emailer",
     "gateway": "toolforge-gateway",
 }
 #: ``Secret name -> PKI file stem`` of the pre-provisioned TLS Secrets (local mode).
@@ -61,6 +62,7 @@ TLS_SECRETS: dict[str, str] = {
     "builds-api-tls": "builds-api-server",
     "envvars-api-tls": "envvars-api-server",
     "envvars-webhook-tls": "envvars-webhook-incluster-server",
+    "emailer-tls": "emailer-server",
     "gateway-tls": "gateway-server",
     "gateway-backend-client": "gateway-backend-client",
 }
@@ -158,6 +160,9 @@ def local_values_args(cluster: Cluster, chart: str, tag: str) -> list[str]:
             "--set-file",
             f"caBundles.apiserver-client-ca={pki / 'cluster-ca.crt'}",
         ]
+    if chart == "emailer":
+        # Mailpit's STARTTLS certificate is from the cluster CA (toolforge_dev.mailpit).
+        args += ["--set-file", f"caBundles.smtp-ca={pki / 'cluster-ca.crt'}"]
     if chart == "builds-api":
         registry = PlatformServices(cluster).registry()
         args += [
@@ -176,6 +181,7 @@ def _apply_tls_secrets(cluster: Cluster) -> None:
     (create ``--dry-run=client`` renders each Secret, apply makes it idempotent)."""
     bins = go_binaries.Binaries.from_cache()
     _issue_incluster_webhook_certificate(cluster)
+    emailer.prepare(cluster)  # its server certificate, if the platform has not made it yet
     namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
     cluster.kubectl(bins, "apply", "-f", "-", input_text=namespace)
     pki = cluster.pki_dir

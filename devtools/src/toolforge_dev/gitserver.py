@@ -10,7 +10,7 @@ and user management this needs none of.
 
 What it runs with:
 
-- nginx on ``https://<node>:8449`` (:data:`GIT_PORT`; the node address, so pods reach it like
+- nginx on ``https://<node>:8451`` (:data:`GIT_PORT`; the node address, so pods reach it like
   the registry), server certificate from the cluster CA (``ConfigMap kube-root-ca.crt`` in every
   namespace holds that CA, so the clone step trusts it; so do the host's builds API and git
   with ``GIT_SSL_CAINFO``). ``/healthz`` answers ``ok`` from nginx alone.
@@ -24,7 +24,7 @@ What it runs with:
   ``uploadpack.allowReachableSHA1InWant`` lets protocol v0 clients fetch a commit by id (v2 does
   by default).
 
-Repository URLs are ``https://<node>:8449/<name>.git``.
+Repository URLs are ``https://<node>:8451/<name>.git``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from toolforge_admin.pki import CertificateAuthority, subject
 
 __all__ = ["GIT_PORT", "GitServer", "GitServerError"]
 
-GIT_PORT = 8449
+GIT_PORT = 8451
 #: Repository the backend's health check reads (``info/refs`` of an empty repository).
 HEALTH_REPOSITORY = "_health"
 _BACKEND = "/usr/lib/git-core/git-http-backend"

@@ -101,6 +101,12 @@ SERVICES: tuple[ServiceImage, ...] = (
         "toolforge_envvars.webhook",
         ("libs/toolforge_auth", "libs/toolforge_kit", "services/envvars"),
     ),
+    ServiceImage(
+        "toolforge-emailer",
+        "toolforge-emailer",
+        "toolforge_emailer",
+        ("libs/toolforge_auth", "libs/toolforge_kit", "services/emailer"),
+    ),
 )
 
 

@@ -19,7 +19,13 @@ builds API, gateway.
 - the registry's read-only pull endpoint on ``https://10.244.0.1:8450``
   (:mod:`toolforge_dev.registry_pull`): the same storage, a pull-only account for pods;
 - the git server (:mod:`toolforge_dev.gitserver`: nginx and fcgiwrap with ``git
-  http-backend``) on ``https://10.244.0.1:8449``, read-only, where builds clone from.
+  http-backend``) on ``https://10.244.0.1:8451``, read-only, where builds clone from;
+- the log store (VictoriaLogs, :mod:`toolforge_dev.logstore`) on ``https://10.244.0.1:9428``,
+  fed by the collector DaemonSet of :mod:`toolforge_dev.logcollector`, deployed after it;
+- Mailpit (:mod:`toolforge_dev.mailpit`): SMTP with STARTTLS on ``10.244.0.1:1025``, the
+  mailbox (web UI and API) on ``http://127.0.0.1:8025``;
+- the jobs emailer (:mod:`toolforge_dev.emailer`) with ``/healthz`` and ``/metrics`` on
+  ``https://localhost:8449``, sending through Mailpit.
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
@@ -45,9 +51,11 @@ import yaml
 
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
-from toolforge_dev import buildpacks
+from toolforge_dev import buildpacks, emailer, logcollector
 from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
 from toolforge_dev.gitserver import GitServer
+from toolforge_dev.logstore import platform_store
+from toolforge_dev.mailpit import platform_mailpit
 from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
 from toolforge_dev.registry_pull import PULL_CREDENTIALS, PULL_PORT, ReadOnlyRegistry
 from toolforge_envvars.webhook.registration import WEBHOOK_NAME, webhook_configuration
@@ -162,6 +170,17 @@ class PlatformServices:
                 env=registry.env(),
                 health_auth=(credentials.username, credentials.password),
             ),
+            # The log store and the SMTP server (toolforge_dev.logstore, toolforge_dev.mailpit).
+            Service(
+                name="logstore",
+                argv=platform_store(self.cluster).argv(),
+                health_url=f"{platform_store(self.cluster).url}/health",
+            ),
+            Service(
+                name="mailpit",
+                argv=platform_mailpit(self.cluster).argv(),
+                health_url=f"{platform_mailpit(self.cluster).url}/readyz",
+            ),
             Service(
                 name="registry-pull",
                 argv=pull.argv(),
@@ -216,6 +235,17 @@ class PlatformServices:
                     str(self._config_path("envvars-webhook.yaml")),
                 ],
                 health_url=f"https://{NODE_IP}:{ENVVARS_WEBHOOK_PORT}/healthz",
+            ),
+            Service(
+                name="emailer",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_emailer",
+                    "--config",
+                    str(self._config_path("emailer.yaml")),
+                ],
+                health_url=f"https://localhost:{emailer.EMAILER_PORT}/healthz",
             ),
             Service(
                 name="gateway",
@@ -336,12 +366,16 @@ class PlatformServices:
         self._issue_webhook_certificate()
         self.pull_registry(issue_certificate=True).prepare()
         self.git_server().prepare(CertificateAuthority.load(self.cluster.pki_dir, "cluster-ca"))
+        platform_store(self.cluster, issue_certificate=True).prepare()
+        platform_mailpit(self.cluster, issue_certificate=True).prepare()
+        emailer.prepare(self.cluster)
         for name, config in (
             ("gateway.yaml", self.gateway_config()),
             ("jobs-api.yaml", self.jobs_api_config()),
             ("builds-api.yaml", self.builds_api_config()),
             ("envvars-api.yaml", self.envvars_api_config()),
             ("envvars-webhook.yaml", self.envvars_webhook_config()),
+            ("emailer.yaml", emailer.emailer_config(self.cluster)),
         ):
             # 0600: the builds API's config holds the registry password.
             path = self._config_path(name)
@@ -356,10 +390,13 @@ class PlatformServices:
         """Start every service that is not running and wait until each is healthy.
 
         Raises :class:`ClusterError` with the service's log tail when one exits or stays
-        unhealthy for ``timeout`` seconds, or when the registry binary is not built.
+        unhealthy for ``timeout`` seconds, or when a binary (registry, VictoriaLogs, Mailpit) is
+        not built, or when the log collector does not become ready.
         """
-        if not go_binaries.registry().is_built():
-            raise ClusterError("the registry binary is not built yet (run `make binaries`)")
+        needed = (go_binaries.registry(), go_binaries.victorialogs(), go_binaries.mailpit())
+        for component in needed:
+            if not component.is_built():
+                raise ClusterError(f"{component.name} is not built yet (run `make binaries`)")
         self._write_configs()
         for service in self.services():
             if self._alive(service.name):
@@ -378,6 +415,8 @@ class PlatformServices:
             log.close()
             self._pid_path(service.name).write_text(f"{proc.pid}\n")
             self._wait_healthy(service, timeout)
+        # The log collector ships to the store, so it follows it (toolforge_dev.logcollector).
+        logcollector.deploy(self.cluster, platform_store(self.cluster), self.progress)
         self.register_webhook()
         self._publish_run_image()
 

@@ -573,10 +573,12 @@ class KubeClient:
         follow: bool,
         tail_lines: int | None = None,
         as_tool: str | None = None,
+        previous: bool = False,
     ) -> AsyncIterator[aiohttp.StreamReader]:
         """The log of one container with RFC 3339 timestamps (``timestamps=true``) as a byte
         stream of lines. With ``follow`` it stays open until the container ends (no read
-        timeout); the connection is closed when the block exits.
+        timeout); with ``previous`` it is the log of the container's run before its last
+        restart. The connection is closed when the block exits.
 
         Raises:
             BadRequestError: the container has not started (Kubernetes answers 400).
@@ -587,6 +589,8 @@ class KubeClient:
             query.append(("follow", "true"))
         if tail_lines is not None:
             query.append(("tailLines", str(tail_lines)))
+        if previous:
+            query.append(("previous", "true"))
         response = await self.send(
             "GET",
             _PODS.item(namespace, pod) + "/log",

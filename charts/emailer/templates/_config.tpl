@@ -1,0 +1,25 @@
+{{/* The settings file: fixed keys (listening address, certificate paths, the namespace of
+the emailer's own objects), then .Values.config. */}}
+{{- define "toolforge.config" -}}
+{{- $fixed := dict
+  "host" "0.0.0.0"
+  "port" .Values.port
+  "tls_cert_file" "/etc/toolforge/tls/tls.crt"
+  "tls_key_file" "/etc/toolforge/tls/tls.key"
+  "backend_ca_file" "/etc/toolforge/config/backend-ca.crt"
+  "namespace" .Release.Namespace
+-}}
+{{- if (index .Values.caBundles "smtp-ca") }}
+{{- $_ := set $fixed "smtp_ca_file" "/etc/toolforge/config/smtp-ca.crt" }}
+{{- end }}
+{{- toYaml (mustMergeOverwrite $fixed .Values.config) -}}
+{{- end -}}
+{{- define "emailer.namespace" -}}
+{{- .Values.config.namespace | default .Release.Namespace -}}
+{{- end -}}
+{{- define "toolforge.probePath" -}}/healthz{{- end -}}
+{{- define "toolforge.probePort" -}}https{{- end -}}
+{{- define "toolforge.probeScheme" -}}HTTPS{{- end -}}
+{{- define "toolforge.extraVolumes" -}}{{- end -}}
+{{- define "toolforge.extraVolumeMounts" -}}{{- end -}}
+{{- define "toolforge.extraPorts" -}}{{- end -}}

@@ -18,7 +18,8 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kube import python_pod, scratch_namespace, tool_pod, wait_pod_phase
-from toolforge_dev import logcollector
+from toolforge_dev import logcollector, netpol
+from toolforge_dev.binaries import Binaries
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.logstore import platform_store
 from toolforge_dev.pytest_plugin import Tool
@@ -28,6 +29,8 @@ from toolforge_logstore import LogEntry, LogQuery, LogStoreClient, StreamSelecto
 pytestmark = pytest.mark.cluster
 
 JOB = "printer"
+#: The NetworkPolicies of every tool namespace (toolforge_admin.policies).
+TOOL_POLICIES = ("toolforge-tool-isolation", "toolforge-tool-egress")
 
 
 @pytest.fixture
@@ -167,12 +170,22 @@ for path, data in (("/select/logsql/query?query=*", None), ("/insert/jsonline", 
 
 
 async def test_a_tool_pod_cannot_reach_the_store(
-    platform: PlatformServices, tool: Tool, admin_api: k8s.ApiClient
+    platform: PlatformServices, cluster: Cluster, tool: Tool, admin_api: k8s.ApiClient
 ) -> None:
-    """Tool pods may not open connections to the node address (the tool egress policy)."""
+    """Tool pods may not open connections to the node address (the tool egress policy). The
+    probe runs once kube-router has programmed the pod's policies: before that it lets a new
+    pod's traffic through (``toolforge_dev.netpol``)."""
     core = k8s.CoreV1Api(admin_api)
-    await _run_pod(core, tool, "snoop", SNOOP)
-    log = await core.read_namespaced_pod_log("snoop", tool.namespace)
+    await core.create_namespaced_pod(
+        tool.namespace, tool_pod("snoop", "import time; time.sleep(3600)", tool.uid)
+    )
+    assert await wait_pod_phase(core, tool.namespace, "snoop", {"Running"}) == "Running"
+    await asyncio.to_thread(netpol.wait_programmed, tool.namespace, "snoop", TOOL_POLICIES)
+    log = await asyncio.to_thread(
+        cluster.kubectl,
+        Binaries.from_cache(),
+        *("-n", tool.namespace, "exec", "snoop", "--", "python3", "-c", SNOOP),
+    )
     assert log.split("\n")[:2] == [
         "/select/logsql/query?query=* blocked",
         "/insert/jsonline blocked",

@@ -28,14 +28,10 @@ tests and benchmarks use :meth:`LogStore.standalone` with :meth:`LogStore.start`
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
-import signal
 import ssl
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -45,6 +41,7 @@ import httpx
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev.cluster import NODE_IP, Cluster
+from toolforge_dev.hostprocess import OwnProcess
 from toolforge_logstore import LogStoreConfig
 
 __all__ = [
@@ -93,7 +90,7 @@ def retention_setting(value: str | None = None) -> str:
     return text
 
 
-class LogStore:
+class LogStore(OwnProcess):
     """One store instance: its files in ``directory``, serving on ``https://host:port``.
 
     Layout of ``directory``: ``data/`` (the store), ``auth/password`` (0600),
@@ -116,6 +113,9 @@ class LogStore:
             retention=retention,
         )
 
+    process_name = "victoria-logs"
+    error = LogStoreError
+
     def __init__(
         self,
         directory: Path,
@@ -137,7 +137,7 @@ class LogStore:
         self.port = port
         self.retention = retention_setting(retention)
         self.log_path = directory / "logstore.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
 
     # ----- files ------------------------------------------------------------------------------
 
@@ -232,71 +232,16 @@ class LogStore:
 
     # ----- own process (tests, benchmarks) ----------------------------------------------------
 
-    def start(self, timeout: float = 20) -> None:
-        """Prepare, start ``victoria-logs`` and wait until :meth:`is_ready`.
-
-        Raises :class:`LogStoreError` (with the log tail) when it exits or is not ready in
-        ``timeout`` seconds.
-        """
-        if self.running:
-            return
-        self.prepare()
-        with self.log_path.open("ab") as log:
-            offset = log.tell()
-            self._proc = subprocess.Popen(
-                self.argv(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise LogStoreError(f"victoria-logs exited at start-up:\n{self.log_tail()}")
-            if self.port == 0:
-                self.port = self._logged_port(offset) or 0
-            if self.port and self.is_ready():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise LogStoreError(f"victoria-logs not ready after {timeout:.0f} s:\n{self.log_tail()}")
+    def _started(self, log_offset: int) -> bool:
+        if self.port == 0:
+            self.port = self._logged_port(log_offset) or 0
+        return bool(self.port) and self.is_ready()
 
     def _logged_port(self, offset: int) -> int | None:
         with self.log_path.open("rb") as log:
             log.seek(offset)
             match = _STARTED.search(log.read().decode(errors="replace"))
         return int(match.group(1)) if match else None
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM the process of :meth:`start` (SIGKILL after ``timeout`` seconds)."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    @property
-    def running(self) -> bool:
-        """The process of :meth:`start` is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The pid of the process of :meth:`start`, when running."""
-        return self._proc.pid if self._proc is not None and self.running else None
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines of ``logstore.log``."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def platform_store(cluster: Cluster, *, issue_certificate: bool = False) -> LogStore:

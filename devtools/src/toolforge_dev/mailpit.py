@@ -24,10 +24,6 @@ tests to read through its API (https://mailpit.axllent.org/docs/api-v1/). Flags
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Final
 
@@ -36,6 +32,7 @@ import httpx
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev.cluster import NODE_IP, Cluster
+from toolforge_dev.hostprocess import OwnProcess
 
 __all__ = ["SMTP_PORT", "UI_PORT", "Mailpit", "MailpitError", "platform_mailpit"]
 
@@ -48,13 +45,16 @@ class MailpitError(Exception):
     """Mailpit could not be prepared or started; the message holds the log tail."""
 
 
-class Mailpit:
+class Mailpit(OwnProcess):
     """One Mailpit instance: files in ``directory``, SMTP on ``smtp_host:smtp_port``, web UI
     and API on ``http://127.0.0.1:<ui_port>``.
 
     Layout of ``directory``: ``mailpit.db``, ``mailpit-smtp.{crt,key}`` (issued by ``ca``),
     ``mailpit.log`` (:meth:`start` only).
     """
+
+    process_name = "mailpit"
+    error = MailpitError
 
     def __init__(
         self,
@@ -77,7 +77,7 @@ class Mailpit:
         self.smtp_port = smtp_port
         self.ui_port = ui_port
         self.log_path = directory / "mailpit.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
 
     @property
     def url(self) -> str:
@@ -140,50 +140,6 @@ class Mailpit:
             return False
 
     # ----- own process (tests) ------------------------------------------------------------
-
-    def start(self, timeout: float = 20) -> None:
-        """Prepare, start Mailpit and wait until :meth:`is_ready`. Raises
-        :class:`MailpitError` (with the log tail) when it exits or is not ready in time."""
-        if self._proc is not None and self._proc.poll() is None:
-            return
-        self.prepare()
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self.argv(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise MailpitError(f"mailpit exited at start-up:\n{self.log_tail()}")
-            if self.is_ready():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise MailpitError(f"mailpit not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM the process of :meth:`start` (SIGKILL after ``timeout`` seconds)."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines of ``mailpit.log``."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def platform_mailpit(cluster: Cluster, *, issue_certificate: bool = False) -> Mailpit:

@@ -36,10 +36,7 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import ssl
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +47,7 @@ import yaml
 
 from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev import binaries as go_binaries
+from toolforge_dev.hostprocess import OwnProcess
 from toolforge_dev.paths import REPO_ROOT
 
 __all__ = [
@@ -118,8 +116,9 @@ def htpasswd_entry(credentials: RegistryCredentials, rounds: int = BCRYPT_ROUNDS
     return f"{credentials.username}:{digest}\n"
 
 
-class LocalRegistry:
-    """One registry instance: its files in ``directory``, serving on ``host:port``.
+class LocalRegistry(OwnProcess):
+    """One registry instance: its files in ``directory``, serving on ``host:port``; tests run
+    it with :meth:`start`/:meth:`stop` (:class:`toolforge_dev.hostprocess.OwnProcess`).
 
     Layout of ``directory``: ``config.yml``, ``htpasswd``, ``registry-server.{crt,key}`` (issued
     by ``ca``), ``storage/`` (the image data), ``registry.log`` (:meth:`start` only).
@@ -141,6 +140,9 @@ class LocalRegistry:
             ca_file=directory / "registry-ca.crt",
             credentials=credentials or builds_registry_credentials(),
         )
+
+    process_name = "the registry"
+    error = RegistryError
 
     def __init__(
         self,
@@ -165,7 +167,7 @@ class LocalRegistry:
         self.port = port
         self.config_path = config_path or directory / "config.yml"
         self.log_path = directory / "registry.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
 
     # ----- files ------------------------------------------------------------------------------
 
@@ -238,8 +240,7 @@ class LocalRegistry:
         """The command line (names the config file, so it names ``directory``)."""
         return [str(self.binary), "serve", str(self.config_path)]
 
-    @staticmethod
-    def env() -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         """Extra environment of the process (tracing off)."""
         return {"OTEL_TRACES_EXPORTER": "none"}
 
@@ -261,36 +262,10 @@ class LocalRegistry:
 
     # ----- own process (tests) ------------------------------------------------------------------
 
-    def start(self, timeout: float = 20) -> None:
-        """Prepare, run ``registry serve`` and wait until :meth:`is_ready`.
-
-        Raises :class:`RegistryError` (with the log tail) when it exits or is not ready in
-        ``timeout`` seconds.
-        """
-        if self._proc is not None and self._proc.poll() is None:
-            return
-        self.prepare()
-        with self.log_path.open("ab") as log:
-            offset = log.tell()
-            self._proc = subprocess.Popen(
-                self.argv(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **self.env()},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RegistryError(f"the registry exited at start-up:\n{self.log_tail()}")
-            if self.port == 0:
-                self.port = self._logged_port(offset) or 0
-            if self.port and self.is_ready():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RegistryError(f"the registry is not ready after {timeout:.0f} s:\n{self.log_tail()}")
+    def _started(self, log_offset: int) -> bool:
+        if self.port == 0:
+            self.port = self._logged_port(log_offset) or 0
+        return bool(self.port) and self.is_ready()
 
     def _logged_port(self, offset: int) -> int | None:
         with self.log_path.open("rb") as log:
@@ -302,31 +277,6 @@ class LocalRegistry:
                         address = message[len(_LISTENING) :].split(",")[0]
                         return int(address.rsplit(":", 1)[1])
         return None
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM the process started by :meth:`start` (SIGKILL after ``timeout``)."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    @property
-    def running(self) -> bool:
-        """The process started by :meth:`start` is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines of ``registry.log``."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def _write_private(path: Path, text: str) -> None:

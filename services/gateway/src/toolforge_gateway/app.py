@@ -21,14 +21,13 @@ Errors use the Toolforge envelope ``{"messages": {"info": [], "warning": [], "er
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -51,6 +50,15 @@ from toolforge_gateway.authz import (
     has_encoded_slash,
     split_route,
 )
+from toolforge_gateway.bodies import (
+    BodyTooLargeError,
+    ClientGoneError,
+    copy_bounded,
+    copy_unbounded,
+    discard_body,
+    stream_body,
+    wait_for_disconnect,
+)
 from toolforge_gateway.headers import (
     REQUEST_ID_HEADER,
     BadRequestHeadersError,
@@ -66,7 +74,6 @@ from toolforge_gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from toolforge_gateway.openapi import SpecAggregator
 from toolforge_gateway.settings import GatewaySettings, RouteSettings
 from toolforge_gateway.upstream import (
-    ReadError,
     Timeouts,
     UpstreamError,
     UpstreamPool,
@@ -94,19 +101,6 @@ def error_body(message: str) -> bytes:
     return json.dumps({"messages": {"info": [], "warning": [], "error": [message]}}).encode()
 
 
-class BodyTooLargeError(Exception):
-    """The request body grew past ``limits.max_body_bytes`` while being streamed;
-    ``more_body``: the client has more to send."""
-
-    def __init__(self, more_body: bool) -> None:
-        super().__init__("request body too large")
-        self.more_body = more_body
-
-
-class ClientGoneError(Exception):
-    """The client disconnected while its request body was being read."""
-
-
 @functools.lru_cache(maxsize=1024)
 def _identify(pem: str) -> tuple[Identity | None, str]:
     """The Toolforge identity of a verified certificate (PEM; ``None`` if it has none) and its
@@ -118,50 +112,6 @@ def _identify(pem: str) -> tuple[Identity | None, str]:
     except InvalidSubjectDN:
         identity = None
     return identity, subject_dn(cert)
-
-
-async def _stream_body(
-    first: bytes, receive: Receive, limit: int, expected: int | None
-) -> AsyncIterator[bytes]:
-    """The request body, starting with ``first``, as the client sends it.
-
-    Raises :class:`BodyTooLargeError` past ``limit`` bytes and :class:`ClientGoneError` on
-    disconnect.
-    ``expected`` is the Content-Length, if any (the server enforces it; this is a backstop).
-    """
-    total = len(first)
-    if first:
-        yield first
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGoneError
-        chunk: bytes = message.get("body", b"")
-        total += len(chunk)
-        if total > limit or (expected is not None and total > expected):
-            raise BodyTooLargeError(message.get("more_body", False))
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _discard_body(receive: Receive, budget: int, seconds: float) -> None:
-    """Read and drop the rest of the request body: at most ``budget`` bytes, ``seconds``."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            while budget >= 0:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                budget -= len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    return
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 @dataclass(slots=True)
@@ -482,7 +432,7 @@ class Gateway:
         """
         limit = self._limits.max_body_bytes
         if unread is None or 0 < unread <= limit:
-            await _discard_body(receive, limit, DRAIN_SECONDS)
+            await discard_body(receive, limit, DRAIN_SECONDS)
         await self._error(
             send, state, 413, f"the request body is larger than {limit} bytes", close=True
         )
@@ -518,7 +468,7 @@ class Gateway:
                 return
             if message.get("more_body", False):
                 # Sent chunked by the pool when there is no Content-Length.
-                content = _stream_body(first, receive, limit, length)
+                content = stream_body(first, receive, limit, length)
             else:
                 content = first
                 if length is None:  # chunked, but it all came at once
@@ -588,15 +538,15 @@ class Gateway:
                 }
             )
             if scope["method"] == "HEAD" or response.status in (204, 304):
-                await _copy_bounded(response, send, 0)  # no body (RFC 9110 section 6.4.1)
+                await copy_bounded(response, send, 0)  # no body (RFC 9110 section 6.4.1)
             elif prepared.content_length is not None:
                 # Bounded body: no watch for disconnects needed, the copy ends by itself.
-                await _copy_bounded(response, send, prepared.content_length)
+                await copy_bounded(response, send, prepared.content_length)
             else:
                 # Chunked or close-delimited (e.g. NDJSON logs?follow=true): may never end on
                 # its own, so stop when the client goes away.
-                pump = asyncio.ensure_future(_copy_unbounded(response, send))
-                watch = asyncio.ensure_future(_wait_for_disconnect(receive))
+                pump = asyncio.ensure_future(copy_unbounded(response, send))
+                watch = asyncio.ensure_future(wait_for_disconnect(receive))
                 try:
                     await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
                 finally:
@@ -629,29 +579,6 @@ class _Outcome:
     request_id: bytes = b"-"
     status: int = 0
     upstream_error: str | None = None
-
-
-async def _copy_bounded(stream: AsyncIterable[bytes], send: Send, length: int) -> None:
-    """Copy a body of ``length`` bytes; the last chunk completes the response. The stream is
-    read to its end even so, which lets the connection go back to the pool."""
-    remaining = length
-    complete = False
-    async for chunk in stream:
-        if chunk and not complete:
-            remaining -= len(chunk)
-            complete = remaining <= 0
-            await send({"type": "http.response.body", "body": chunk, "more_body": not complete})
-    if remaining > 0:  # the backend closed early; the pool normally raises before this
-        raise ReadError("the response body is shorter than its Content-Length")
-    if not complete:
-        await send({"type": "http.response.body", "body": b""})
-
-
-async def _copy_unbounded(stream: AsyncIterable[bytes], send: Send) -> None:
-    async for chunk in stream:
-        if chunk:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
 
 
 def create_app(settings: GatewaySettings) -> Gateway:

@@ -17,11 +17,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kube import PYTHON_IMAGE, body_text, tool_pod
 from toolforge_dev.cluster import NODE_IP, Cluster
 from toolforge_dev.pytest_plugin import Tool, new_admin_api, new_tool_api
-from toolforge_dev.services import REGISTRY_PORT
+from toolforge_dev.registry_pull import PULL_PORT
 
 pytestmark = pytest.mark.cluster
 
-LOCAL_REGISTRY = f"{NODE_IP}:{REGISTRY_PORT}"
+LOCAL_REGISTRY = f"{NODE_IP}:{PULL_PORT}"  # what tool pods pull from (read-only)
 REFUSED = "is not allowed: tool pods may run only images under"
 
 

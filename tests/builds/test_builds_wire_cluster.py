@@ -2,21 +2,23 @@
 serves it", Builds; issue 13), one test per behaviour, against the real local cluster: the API
 over mTLS as the gateway calls it, the real apiserver with the real Tekton CRDs.
 
-No Tekton controller runs here yet, so :mod:`builds.tekton_standin` (a stand-in for it) moves
-runs to running and finished and writes the pushed image's digest result: states the real
-controller would produce but cannot reach here until the real build pipeline lands.
+The wire is checked in states on demand (a run that has not started, one that is running,
+one that ended with a given digest) for a source that is not reachable here: the real Tekton
+controller cannot produce those, so the module stops it and :mod:`builds.tekton_standin` (a
+stand-in for it) moves the runs on and writes the pushed image's digest result. Real builds are
+in ``test_builds_tekton.py``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from builds.api_harness import SOURCE, builds_api
 from builds.build_runs import params_of, pipelinerun, pipelineruns, remove_builds
-from builds.tekton_standin import set_condition
+from builds.tekton_standin import real_controller_stopped, set_condition
 from kubernetes_asyncio import client as k8s
 
 from toolforge_dev.cluster import Cluster
@@ -28,6 +30,13 @@ pytestmark = pytest.mark.cluster
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "5e" * 32
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tekton_controller_stopped(cluster: Cluster) -> Iterator[None]:
+    """The real Tekton controller is stopped for this module (see the module docstring)."""
+    with real_controller_stopped(cluster):
+        yield
 
 
 @pytest.fixture

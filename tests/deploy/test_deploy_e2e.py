@@ -56,6 +56,7 @@ async def test_one_off_job_through_the_in_cluster_gateway(
             "name": "hello",
             "cmd": "python3 -c \"print('hello from the in-cluster API')\"",
             "imagename": "python3.11",
+            "filelog": False,  # on by default (REFERENCE.md); the pod log is read here
         },
     )
     assert created.status_code == 201, created.text

@@ -132,6 +132,19 @@ def test_merge_keeps_identical_components_once_and_renames_conflicts() -> None:
     assert "Tool" in merged["components"]["parameters"]
 
 
+def test_a_renamed_schema_takes_its_new_name_as_title() -> None:
+    """Generators (openapi-python-client) name models by ``title``: a renamed schema that kept
+    its old title would collide with the other backend's again."""
+    jobs = {"components": {"schemas": {"Health": {"title": "Health", "type": "object"}}}}
+    builds = {"components": {"schemas": {"Health": {"title": "Health", "type": "string"}}}}
+    named = {"components": {"schemas": {"Health": {"title": "Own words", "type": "integer"}}}}
+    schemas = merge_specs({"jobs": jobs, "builds": builds, "named": named})["components"]["schemas"]
+    assert schemas["jobs_Health"] == {"title": "jobs_Health", "type": "object"}
+    assert schemas["builds_Health"] == {"title": "builds_Health", "type": "string"}
+    assert schemas["named_Health"] == {"title": "Own words", "type": "integer"}  # not a name
+    assert "Health" not in schemas
+
+
 def test_merge_keeps_declared_path_parameters_as_they_are() -> None:
     merged = merge_specs({"jobs": JOBS, "builds": BUILDS})
     jobs = merged["paths"]["/jobs/v1/tool/{tool}/jobs"]["get"]

@@ -1,15 +1,11 @@
 """A client generated from the gateway's served ``/openapi.json`` works (issue 13, "Generated
 clients").
 
-Known defect of the gateway's aggregation (``services/gateway/.../openapi.py``, not this
-helper's to change): a component two backends define differently is renamed
-``<route>_<name>`` but keeps its ``title``, and generators name models by title, so
-``jobs_HealthResponse`` and ``builds_HealthResponse`` both become ``HealthResponse`` and
-openapi-python-client drops them and every operation using them. The fix belongs in
-``merge_specs``: give a renamed schema its new name as ``title``.
-:func:`test_served_spec_generates_a_complete_client` fails until then (strict xfail, so it
-must be un-marked when the gateway is fixed); the client test applies exactly that fix to
-the served document, so it exercises the APIs through a generated client today.
+A component two backends define differently is renamed ``<route>_<name>`` by the gateway's
+aggregation (``merge_specs``) and gets that name as its ``title`` too: generators name models
+by title, so ``jobs_HealthResponse`` and ``builds_HealthResponse`` would otherwise both become
+``HealthResponse``, and openapi-python-client would drop them and every operation using them.
+:func:`test_served_spec_generates_a_complete_client` holds the served document to that.
 
 ``openapi-python-client`` (pinned in ``devtools/upstream/generator.txt``, its own environment:
 :func:`toolforge_dev.upstream_clients.ensure_generator`) generates a package from the
@@ -135,21 +131,8 @@ def _generate(spec: dict[str, Any], directory: Path) -> tuple[Path, str]:
     return generator, output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway merge_specs keeps the title of a renamed schema (see the module docs)",
-)
 def test_served_spec_generates_a_complete_client(tool_http: httpx.Client, tmp_path: Path) -> None:
     _generate(_served_spec(tool_http), tmp_path)
-
-
-def _title_renamed_schemas(spec: dict[str, Any]) -> None:
-    """The gateway fix, applied here until it lands: a schema renamed ``<route>_<name>``
-    (the gateway gives renamed components that form) gets its new name as title."""
-    routes = {path.split("/")[1] for path in spec["paths"]}
-    for name, schema in spec.get("components", {}).get("schemas", {}).items():
-        if name.split("_", 1)[0] in routes and isinstance(schema, dict):
-            schema["title"] = name
 
 
 def test_generated_client_creates_lists_shows_deletes_jobs_and_lists_builds(
@@ -159,9 +142,7 @@ def test_generated_client_creates_lists_shows_deletes_jobs_and_lists_builds(
     tool_http: httpx.Client,
     tmp_path: Path,
 ) -> None:
-    spec = _served_spec(tool_http)
-    _title_renamed_schemas(spec)
-    generator, _ = _generate(spec, tmp_path)
+    generator, _ = _generate(_served_spec(tool_http), tmp_path)
     env = {"PATH": f"{generator / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
 
     operations = _operations(tmp_path / PACKAGE)

@@ -6,9 +6,11 @@ Source repositories: the API resolves a ref with ``git ls-remote``; a full commi
 remote, so every start passes ``--ref <commit>`` and nothing leaves the machine (a start
 without ``--ref`` is the unreachable-repository error path).
 
-No Tekton controller runs here yet: :mod:`builds.tekton_standin`, a stand-in for it, moves
-runs to running and finished (with the pushed image's digest) and creates their TaskRun pods,
-states the real controller cannot reach here until the real build pipeline lands.
+These tests drive the client through states on demand (a run that stays pending, one that
+runs and prints chosen lines, one that ends with a given digest), for sources that are not
+reachable here (``gitlab.wikimedia.org``): the real Tekton controller cannot produce those, so
+the module stops it and :mod:`builds.tekton_standin`, a stand-in for it, moves the runs on and
+creates their TaskRun pods. Real builds, end to end, are in ``tests/builds/test_builds_tekton.py``.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from builds.build_runs import params_of, pipelinerun, pipelineruns, remove_builds, wait_pod_finished
 from builds.registry_push import manifest_exists, push_image, registry_client, tags_of
-from builds.tekton_standin import create_taskrun_pod, set_condition
+from builds.tekton_standin import create_taskrun_pod, real_controller_stopped, set_condition
 from kubernetes_asyncio import client as k8s
 from upstream.conftest import Upstream, UpstreamFactory
 
+from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
 from toolforge_dev.upstream_clients import UpstreamResult
@@ -64,6 +67,13 @@ async def start_detached(client: Upstream, *extra: str) -> str:
     match = NAME_RE.search(result.stdout)
     assert match, result.describe()
     return match.group(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tekton_controller_stopped(cluster: Cluster) -> Iterator[None]:
+    """The real Tekton controller is stopped for this module (see the module docstring)."""
+    with real_controller_stopped(cluster):
+        yield
 
 
 @pytest.fixture

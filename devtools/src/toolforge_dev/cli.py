@@ -29,7 +29,8 @@ from toolforge_dev.cluster import APISERVER_URL, COMPONENTS, NODE_IP, Cluster, C
 from toolforge_dev.emailer import EMAILER_PORT
 from toolforge_dev.logstore import platform_store
 from toolforge_dev.mailpit import platform_mailpit
-from toolforge_dev.services import REGISTRY_PORT, PlatformServices
+from toolforge_dev.registry_pull import PULL_PORT
+from toolforge_dev.services import PlatformServices
 
 app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
 
@@ -95,13 +96,14 @@ def build_images() -> None:
 
 
 def admin_settings(cluster: Cluster) -> AdminSettings:
-    """Admin settings that point at the local cluster: its homes, the local registry for the
-    tools' own images, and the node address (kubelet, registry) closed to tool pods except
+    """Admin settings that point at the local cluster: its homes, the local registry's
+    read-only pull endpoint for the tools' own images (pods never use the push side, port
+    ``REGISTRY_PORT``), and the node address (kubelet, registry) closed to tool pods except
     for kube-apiserver (``toolforge_admin.policies``)."""
     return AdminSettings(
         kubeconfig=cluster.admin_kubeconfig,
         homes_dir=cluster.homes_dir,
-        tool_image_registries=["registry.local", f"{NODE_IP}:{REGISTRY_PORT}"],
+        tool_image_registries=["registry.local", f"{NODE_IP}:{PULL_PORT}"],
         tool_egress_denied_cidrs=["169.254.169.254/32", f"{NODE_IP}/32"],
         tool_egress_allowed=[
             EgressEndpoint(cidr=f"{NODE_IP}/32", port=int(APISERVER_URL.rsplit(":", 1)[1]))

@@ -3,6 +3,9 @@ production serves it"), for backends to share:
 
 - every success body carries ``messages: {info: [...], warning: [...], error: [...]}``
   (:class:`Messages`, :class:`MessagesResponse` as the base of a response model);
+- the health answer of ``GET /v1/healthz`` is ``{health: {status, message}, messages}``
+  (:class:`HealthResponse`; REFERENCE.md, envvars and jobs), one schema for every backend that
+  answers so, so the gateway's aggregated OpenAPI document holds it once;
 - an error body is ``{"error": ["<message>", ...]}`` at the top level, with the HTTP status
   (:class:`ErrorBody`; :func:`render_error` is the ``render_error`` of
   :func:`toolforge_kit.create_backend_app`). The upstream clients (toolforge-weld based) read
@@ -11,11 +14,18 @@ production serves it"), for backends to share:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ErrorBody", "Messages", "MessagesResponse", "render_error"]
+__all__ = [
+    "ErrorBody",
+    "Health",
+    "HealthResponse",
+    "Messages",
+    "MessagesResponse",
+    "render_error",
+]
 
 
 class Messages(BaseModel):
@@ -34,6 +44,21 @@ class MessagesResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: Messages = Field(default_factory=Messages)
+
+
+class Health(BaseModel):
+    """``status`` OK (the process serves requests) and a human ``message``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["OK", "ERROR"] = "OK"
+    message: str = "OK"
+
+
+class HealthResponse(MessagesResponse):
+    """``GET /v1/healthz``: ``{health: {status, message}, messages}``."""
+
+    health: Health = Field(default_factory=Health)
 
 
 class ErrorBody(BaseModel):

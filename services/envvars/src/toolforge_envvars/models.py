@@ -27,7 +27,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolforge_kit.wire import MessagesResponse
+from toolforge_kit.wire import HealthResponse, MessagesResponse
 
 __all__ = [
     "NAME_PATTERN",
@@ -155,16 +155,3 @@ class QuotaResponse(MessagesResponse):
     """``GET .../quotas``."""
 
     quota: Quota
-
-
-class HealthStatus(BaseModel):
-    """The health of the process."""
-
-    status: str = "OK"
-    message: str = "OK"
-
-
-class HealthResponse(MessagesResponse):
-    """``GET /v1/healthz``."""
-
-    health: HealthStatus = Field(default_factory=HealthStatus)

@@ -167,7 +167,14 @@ def merge_specs(
             target = components.setdefault(kind, {})
             for name, value in members.items():
                 new_name = renames[route].get((kind, name))
-                target[new_name if new_name is not None else name] = value
+                if new_name is None:
+                    target[name] = value
+                    continue
+                # Generators name models by title: a renamed schema keeps no title of the old
+                # name, or two of them would collide again in every generated client.
+                if isinstance(value, dict) and value.get("title") == name:
+                    value = {**value, "title": new_name}
+                target[new_name] = value
         for tag in spec.get("tags") or []:
             if isinstance(tag, dict) and isinstance(tag.get("name"), str):
                 tags.setdefault(tag["name"], tag)

@@ -43,7 +43,7 @@ from pydantic.json_schema import SkipJsonSchema
 from toolforge_jobs.errors import JobSpecError
 from toolforge_jobs.quantity import InvalidQuantityError, parse_quantity
 from toolforge_jobs.schedule import check_schedule
-from toolforge_kit.wire import ErrorBody, Messages, MessagesResponse
+from toolforge_kit.wire import ErrorBody, Health, HealthResponse, Messages, MessagesResponse
 
 __all__ = [
     "CMD_PATTERN",
@@ -701,19 +701,6 @@ class QuotaResponse(MessagesResponse):
     """GET ``/v1/tool/{t}/quotas``."""
 
     quota: Quota
-
-
-class Health(_Response):
-    """``status`` OK (the process serves requests) and a human ``message``."""
-
-    status: Literal["OK", "ERROR"] = "OK"
-    message: str = "OK"
-
-
-class HealthResponse(MessagesResponse):
-    """GET ``/v1/healthz``: ``{health: {status, message}, messages}``."""
-
-    health: Health = Field(default_factory=Health)
 
 
 #: The body of every error: ``{"error": ["<message>", ...]}`` (REFERENCE.md, "The wire as

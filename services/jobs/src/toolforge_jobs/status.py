@@ -327,18 +327,29 @@ def _long(
 
 
 def pods_of_job(job: Obj, pods: Iterable[Obj]) -> list[Obj]:
-    """The pods of a Job dict (by ownerReference uid, or by the ``job-name`` labels)."""
+    """The pods of a Job dict: those it controls (ownerReference or the
+    ``batch.kubernetes.io/controller-uid`` label, Kubernetes' own selector of a Job's pods),
+    and, for a pod that names no controlling Job, those with its ``job-name`` labels.
+
+    A pod of an earlier Job of the same name (a finished one-off job that was just replaced)
+    names its own Job's uid and so is not this Job's, even while the garbage collector has not
+    removed it yet."""
     meta = job.get("metadata", {})
     name, uid = meta.get("name"), meta.get("uid")
     result = []
     for pod in pods:
         pod_meta = pod.get("metadata", {})
         labels = pod_meta.get("labels") or {}
-        owners = pod_meta.get("ownerReferences") or []
-        if (uid and any(o.get("uid") == uid for o in owners)) or name in (
-            labels.get("batch.kubernetes.io/job-name"),
-            labels.get("job-name"),
-        ):
+        owners = {o.get("uid") for o in pod_meta.get("ownerReferences") or [] if o.get("uid")}
+        controller = labels.get("batch.kubernetes.io/controller-uid") or labels.get(
+            "controller-uid"
+        )
+        if controller:
+            owners.add(controller)
+        if uid and owners:
+            if uid in owners:
+                result.append(pod)
+        elif name in (labels.get("batch.kubernetes.io/job-name"), labels.get("job-name")):
             result.append(pod)
     return result
 

@@ -36,7 +36,7 @@ from toolforge_jobs.builders import (
     schedule_actual_of,
 )
 from toolforge_jobs.errors import JobSpecError
-from toolforge_jobs.models import JobSpec, specs_equal
+from toolforge_jobs.models import JobSpec, ScriptHealthCheck, specs_equal
 from toolforge_jobs.schedule import resolve_schedule
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -125,7 +125,44 @@ CASES: dict[str, dict[str, Any]] = {
         "imagename": "tool-tf-test/sandbox:latest",
         "mount": "none",
     },
+    "built-oneoff": {
+        # a build service image: mount none by default, launcher, NO_HOME, the pull Secret
+        "name": "hello",
+        "cmd": "hello --loud 'big world'",
+        "imagename": "tool-tf-test/sample:latest",
+    },
+    "built-continuous-pinned": {
+        "name": "web",
+        "cmd": "web",
+        "imagename": "tool-tf-test/sample:v1@sha256:" + "0123456789abcdef" * 4,
+        "continuous": True,
+        "port": 8000,
+        "health_check": {"type": "script", "script": "curl -sf localhost:8000/"},
+    },
+    "built-filelog-mounted": {
+        "name": "nightly",
+        "cmd": "report > summary.txt",
+        "imagename": "tool-tf-test/sample:latest",
+        "schedule": "@daily",
+        "mount": "all",
+        "filelog": True,
+    },
 }
+
+#: Where the golden tests' build service images are pulled from (the pull endpoint).
+BUILT_REGISTRY = "10.244.0.1:8450"
+BUILT_REF = f"{BUILT_REGISTRY}/tool-tf-test/app:latest"
+PULL_SECRET = "toolforge-registry-pull"  # noqa: S105 - a Secret's name
+
+
+def _objects(case: str, tool: ToolContext, image: str) -> list[dict[str, Any]]:
+    """The objects of ``CASES[case]``; a build service image is pulled from the pull endpoint
+    with the pull Secret, as the service resolves it."""
+    spec = JobSpec.model_validate(CASES[case])
+    if "/" in spec.imagename:
+        ref = f"{BUILT_REGISTRY}/{spec.imagename}"
+        return build_objects(spec, tool, ref, pull_secret=PULL_SECRET)
+    return build_objects(spec, tool, image)
 
 
 def _golden(name: str, objects: list[dict[str, Any]]) -> None:
@@ -134,7 +171,7 @@ def _golden(name: str, objects: list[dict[str, Any]]) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case: str, tool: ToolContext, image: str) -> None:
-    _golden(case, build_objects(JobSpec.model_validate(CASES[case]), tool, image))
+    _golden(case, _objects(case, tool, image))
 
 
 # --- conformance with the Kubernetes API types (kubernetes_asyncio's generated models) ---
@@ -182,7 +219,7 @@ def _conforms(value: Any, type_name: str, path: str) -> list[str]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_objects_use_only_real_kubernetes_fields(case: str, tool: ToolContext, image: str) -> None:
-    for obj in build_objects(JobSpec.model_validate(CASES[case]), tool, image):
+    for obj in _objects(case, tool, image):
         assert _conforms(obj, _KINDS[obj["kind"]], obj["kind"]) == []
 
 
@@ -321,7 +358,75 @@ def test_build_service_image_without_filelog_is_split_and_run_directly(tool: Too
     )
     assert spec.mount == "none"
     assert spec.filelog is False
-    assert container_command(spec, tool) == ["./run.sh", "--name", "a b", "c d"]
+    assert container_command(spec, tool) == ["launcher", "./run.sh", "--name", "a b", "c d"]
+
+
+def test_build_service_image_with_filelog_runs_the_shell_behind_the_launcher(
+    tool: ToolContext,
+) -> None:
+    spec = JobSpec(
+        name="x",
+        cmd="web && echo ok",
+        imagename="tool-tf-test/app:latest",
+        mount="all",
+        filelog=True,
+    )
+    assert container_command(spec, tool) == [
+        "launcher",
+        "/bin/sh",
+        "-c",
+        "--",
+        "exec 1>>/data/project/tf-test/x.out;exec 2>>/data/project/tf-test/x.err;web && echo ok",
+    ]
+
+
+def test_build_service_image_pods_pull_with_the_secret_and_run_the_launcher(
+    tool: ToolContext,
+) -> None:
+    """REFERENCE.md: launcher prefix (script health checks too), NO_HOME, the pull Secret;
+    a tag is pulled Always (a new build moves it), a digest IfNotPresent."""
+    spec = JobSpec(
+        name="web",
+        cmd="web",
+        imagename="tool-tf-test/app:latest",
+        continuous=True,
+        health_check=ScriptHealthCheck(type="script", script="test -f /tmp/ok"),
+    )
+    (deployment,) = build_objects(spec, tool, BUILT_REF, pull_secret="pull")  # noqa: S106 - a Secret's name
+    pod = _pod(deployment)
+    (container,) = pod["containers"]
+    assert pod["imagePullSecrets"] == [{"name": "pull"}]
+    assert container["command"] == ["launcher", "web"]
+    assert container["startupProbe"]["exec"]["command"] == [
+        "launcher",
+        "/bin/sh",
+        "-c",
+        "test -f /tmp/ok",
+    ]
+    assert container["livenessProbe"]["exec"] == container["startupProbe"]["exec"]
+    assert container["env"] == [{"name": "NO_HOME", "value": "1"}]
+    assert container["imagePullPolicy"] == "Always"
+    assert "volumes" not in pod
+    assert "volumeMounts" not in container
+    pinned = build_objects(spec, tool, BUILT_REF + "@sha256:" + "a" * 64)
+    assert _pod(pinned[0])["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    assert "imagePullSecrets" not in _pod(pinned[0])
+
+
+def test_standard_image_pods_have_no_pull_secret_and_no_launcher(
+    tool: ToolContext, image: str
+) -> None:
+    spec = JobSpec(
+        name="web",
+        cmd="web",
+        imagename="python3.11",
+        continuous=True,
+        health_check=ScriptHealthCheck(type="script", script="true"),
+    )
+    pod = _pod(build_objects(spec, tool, image)[0])
+    assert "imagePullSecrets" not in pod
+    assert pod["containers"][0]["startupProbe"]["exec"]["command"] == ["/bin/sh", "-c", "true"]
+    assert all(e["name"] != "NO_HOME" for e in pod["containers"][0]["env"])
 
 
 def test_command_with_filelog_appends_to_files_in_home(tool: ToolContext) -> None:
@@ -349,7 +454,7 @@ def test_pods_that_mount_the_home_get_home_and_tool_data_dir(tool: ToolContext) 
         {"name": "TOOL_DATA_DIR", "value": "/data/project/tf-test"},
     ]
     unmounted = JobSpec(name="x", cmd="a", imagename="tool-tf-test/app:latest")
-    assert container_env(unmounted, tool) == []
+    assert container_env(unmounted, tool) == [{"name": "NO_HOME", "value": "1"}]
 
 
 @pytest.mark.parametrize(

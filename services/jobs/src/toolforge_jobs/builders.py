@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from toolforge_auth.tools import JOBS_MANAGER, namespace_for, validate_tool_name
+from toolforge_jobs.builtimages import LAUNCHER, NO_HOME_ENV
 from toolforge_jobs.errors import JobSpecError
 from toolforge_jobs.models import (
     HttpHealthCheck,
@@ -214,30 +215,37 @@ def container_command(spec: JobSpec, tool: ToolContext) -> list[str]:
     ``for`` loops work as users write them; with filelog the shell text is
     ``exec 1>>OUT;exec 2>>ERR;<cmd>`` (paths shell-quoted). Only an image built by the build
     service without filelog gets ``cmd`` split shell-style (:func:`shlex.split`) and run
-    directly.
+    directly. Every command of a build service image runs behind the buildpacks
+    ``launcher`` (``launcher <argv>``, or ``launcher /bin/sh -c -- <text>`` with filelog),
+    which sets up the app's environment and finds Procfile process names on ``PATH``.
 
     Raises:
         JobSpecError: as :func:`resolve_filelog_paths`.
     """
     paths = resolve_filelog_paths(spec, tool)
+    built = is_buildservice_image(spec.imagename)
     if paths is None:
-        if is_buildservice_image(spec.imagename):
-            return shlex.split(spec.cmd)
+        if built:
+            return [LAUNCHER, *shlex.split(spec.cmd)]
         return ["/bin/sh", "-c", "--", spec.cmd]
     out, err = (shlex.quote(p) for p in paths)
-    return ["/bin/sh", "-c", "--", f"exec 1>>{out};exec 2>>{err};{spec.cmd}"]
+    shell = ["/bin/sh", "-c", "--", f"exec 1>>{out};exec 2>>{err};{spec.cmd}"]
+    return [LAUNCHER, *shell] if built else shell
 
 
 def container_env(spec: JobSpec, tool: ToolContext) -> list[dict[str, str]]:
     """The container's environment: ``HOME`` and ``TOOL_DATA_DIR`` (the home,
     ``/data/project/<tool>``) when the home is mounted, as upstream's volume admission sets
-    them; ``PORT`` when the job has a port."""
+    them; ``NO_HOME=1`` for a build service image (REFERENCE.md); ``PORT`` when the job has
+    a port."""
     env = []
     if spec.mount == "all":
         env += [
             {"name": "HOME", "value": tool.home},
             {"name": "TOOL_DATA_DIR", "value": tool.home},
         ]
+    if is_buildservice_image(spec.imagename):
+        env.append(dict(NO_HOME_ENV))
     if spec.port is not None:
         env.append({"name": "PORT", "value": str(spec.port)})
     return env
@@ -246,7 +254,10 @@ def container_env(spec: JobSpec, tool: ToolContext) -> list[dict[str, str]]:
 def _probe_handler(spec: JobSpec) -> dict[str, Any] | None:
     check = spec.health_check
     if isinstance(check, ScriptHealthCheck):
-        return {"exec": {"command": ["/bin/sh", "-c", check.script]}}
+        script = ["/bin/sh", "-c", check.script]
+        if is_buildservice_image(spec.imagename):
+            script.insert(0, LAUNCHER)
+        return {"exec": {"command": script}}
     if isinstance(check, HttpHealthCheck):
         return {"httpGet": {"path": check.path, "port": spec.port}}
     if spec.port is not None and spec.port_protocol == "tcp":
@@ -254,12 +265,20 @@ def _probe_handler(spec: JobSpec) -> dict[str, Any] | None:
     return None
 
 
+def _pull_policy(spec: JobSpec, image: str) -> str:
+    """``Always`` for a build service image named by tag (a new build moves the tag; the
+    kubelet then pulls only the layers it lacks), else ``IfNotPresent``."""
+    if is_buildservice_image(spec.imagename) and "@" not in image:
+        return "Always"
+    return "IfNotPresent"
+
+
 def _container(spec: JobSpec, tool: ToolContext, image: str) -> dict[str, Any]:
     resources = {"cpu": spec.cpu, "memory": spec.memory}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": _pull_policy(spec, image),
         "command": container_command(spec, tool),
     }
     if spec.mount == "all":
@@ -285,7 +304,9 @@ def _container(spec: JobSpec, tool: ToolContext, image: str) -> dict[str, Any]:
     return container
 
 
-def _pod_template(spec: JobSpec, tool: ToolContext, image: str) -> dict[str, Any]:
+def _pod_template(
+    spec: JobSpec, tool: ToolContext, image: str, pull_secret: str | None
+) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "restartPolicy": "Always" if spec.kind == "continuous" else "Never",
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
@@ -298,6 +319,8 @@ def _pod_template(spec: JobSpec, tool: ToolContext, image: str) -> dict[str, Any
         },
         "containers": [_container(spec, tool, image)],
     }
+    if pull_secret is not None:
+        pod["imagePullSecrets"] = [{"name": pull_secret}]
     if spec.mount == "all":
         pod["volumes"] = [
             {"name": HOME_VOLUME, "hostPath": {"path": tool.home_host_path, "type": "Directory"}}
@@ -317,16 +340,20 @@ def _metadata(spec: JobSpec, tool: ToolContext, *, annotate: bool) -> dict[str, 
     return metadata
 
 
-def build_objects(spec: JobSpec, tool: ToolContext, image: str) -> list[dict[str, Any]]:
+def build_objects(
+    spec: JobSpec, tool: ToolContext, image: str, *, pull_secret: str | None = None
+) -> list[dict[str, Any]]:
     """The Kubernetes objects of a job: the primary object (Job, CronJob or Deployment)
     first, then the Service of a continuous job with a port.
 
-    ``image`` is the resolved image reference (``ImageList.resolve(spec.imagename).image``).
+    ``image`` is the resolved image reference (``ImageList.resolve(spec.imagename).image``,
+    or for a build service image its reference at the registry's pull endpoint);
+    ``pull_secret`` names the image pull Secret of the tool's namespace the pods use.
 
     Raises:
         JobSpecError: a filelog path leaves the home (see :func:`resolve_filelog_paths`).
     """
-    template = _pod_template(spec, tool, image)
+    template = _pod_template(spec, tool, image, pull_secret)
     metadata = _metadata(spec, tool, annotate=True)
     if spec.kind == "one-off":
         return [

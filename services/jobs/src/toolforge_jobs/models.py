@@ -191,7 +191,8 @@ class JobSpec(_Request):
         json_schema_extra={"pattern": CMD_PATTERN, "minLength": 1},
     )
     imagename: str = Field(
-        description="Image shortname or alias from the images endpoint.",
+        description="Image shortname or alias from the images endpoint, or one of the "
+        "tool's own build service images: tool-<tool>/<name>:<tag>[@sha256:<digest>].",
         json_schema_extra={"minLength": 1},
     )
     job_type: JobType | None = Field(

@@ -26,6 +26,11 @@ Rules:
 - logs: the pod log API over the job's pods; 404 ``Job 'x' does not have any logs available``
   when the job writes its output to files (filelog), has no pods or no output yet.
 - ``mount: none`` is only for build service images: 400 on a standard image.
+- build service images (``tool-<tool>/<name>:<tag>[@sha256:...]``,
+  :mod:`~toolforge_jobs.builtimages`): the calling tool's own only (400 otherwise), the tag
+  must exist in the registry (400 otherwise, :class:`~toolforge_jobs.registry.BuiltImageRegistry`);
+  pods pull them from the pull endpoint with the tool's image pull Secret. ``images`` lists
+  them after the image-config list.
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ from toolforge_jobs.builders import (
     resolve_filelog_paths,
     schedule_actual_of,
 )
+from toolforge_jobs.builtimages import parse_built_image
 from toolforge_jobs.cache import SELECTIONS, ObjectCache
+from toolforge_jobs.errors import JobSpecError
 from toolforge_jobs.images import (
     CONFIGMAP_KEY,
     ImageCatalog,
@@ -79,6 +86,7 @@ from toolforge_jobs.objects import (
     possible_name,
     utcnow,
 )
+from toolforge_jobs.registry import BuiltImageRegistry
 from toolforge_jobs.settings import JobsSettings
 from toolforge_jobs.snapshot import LRU, JobMemo, Snapshot
 from toolforge_jobs.status import compute_status
@@ -146,8 +154,10 @@ class JobsService:
         *,
         cache: ObjectCache | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        built: BuiltImageRegistry | None = None,
     ) -> None:
         self._storage = storage
+        self._built = built
         self._images = images
         self._settings = settings
         self._cache = cache
@@ -205,6 +215,8 @@ class JobsService:
             events = snap.events_for([primary, *pods])
         report = compute_status(primary, jobs=children, pods=pods, events=events, now=now)
         image_state = (images.state_of(spec.imagename) if images else None) or "unknown"
+        if is_buildservice_image(spec.imagename):
+            image_state = "stable"  # the build service's images have no life cycle states
         if memo.job is None or memo.report != report or memo.job.image_state != image_state:
             memo.report = report
             memo.job = Job.from_spec(
@@ -314,13 +326,24 @@ class JobsService:
             _log.error("image list: %s", exc)
             raise ClusterError("the image list of the platform cannot be read") from exc
 
-    async def images(self) -> list[ImageSummary]:
-        """The usable (stable) images, sorted by shortname."""
+    async def images(self, tool: str) -> tuple[list[ImageSummary], list[str]]:
+        """The usable (stable) images, sorted by shortname, then the tool's build service
+        images (by name and tag); and warnings (the registry cannot be read now: the
+        image-config list alone is answered)."""
         listed = (await self.image_list()).listed()
-        return [
+        images = [
             ImageSummary(shortname=i.shortname, image=i.image, aliases=list(i.aliases))
             for i in listed
         ]
+        if self._built is None:
+            return images, []
+        try:
+            built = await self._built.tool_images(tool)
+        except APIError as exc:
+            return images, [f"the tool's own images cannot be listed now: {exc.message}"]
+        address = self._built.pull_address
+        images += [ImageSummary(shortname=b.shortname, image=b.reference(address)) for b in built]
+        return images, []
 
     async def quota(self, tool: str) -> Quota:
         """The tool's quota (ResourceQuota and LimitRange ``tool-<tool>``) in human units."""
@@ -361,15 +384,29 @@ class JobsService:
         """
         if spec.mount == "none" and not is_buildservice_image(spec.imagename):
             raise BadRequestError("Mount type none is only supported for build service images")
-        images, context, limit_range, existing = await gather_all(
-            self.image_list(),
+        (image, pull_secret), context, limit_range, existing = await gather_all(
+            self._image_reference(tool, spec.imagename),
             self._tool_context(tool),
             self._storage.get(tool, "limitranges", namespace_for(tool)),
             self._find(tool, spec.name),
         )
-        image = images.resolve(spec.imagename)
         check_limits(spec, limit_range)
-        return build_objects(spec, context, image.image), existing, context
+        objects = build_objects(spec, context, image, pull_secret=pull_secret)
+        return objects, existing, context
+
+    async def _image_reference(self, tool: str, imagename: str) -> tuple[str, str | None]:
+        """The image reference pods of ``imagename`` run and their image pull Secret.
+
+        Raises:
+            JobSpecError: an unknown image; a build service image of another tool, or one
+                that is not in the registry; build service images are not configured.
+        """
+        if not is_buildservice_image(imagename):
+            return (await self.image_list()).resolve(imagename).image, None
+        built = parse_built_image(imagename, tool)
+        if self._built is None:
+            raise JobSpecError("imagename", "build service images are not available here")
+        return await self._built.resolve(built), self._settings.registry_pull_secret
 
     async def _create_objects(self, tool: str, objects: list[Obj]) -> Obj:
         """Create ``objects`` in order (a Service becomes owned by the Deployment before it, so

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from toolforge_kit.settings import BackendSettings
@@ -84,6 +84,24 @@ class JobsSettings(BackendSettings):
     logs_poll_seconds: float = Field(default=1.0, gt=0)
     #: Longer log lines are cut to this many bytes.
     logs_max_line_bytes: int = Field(default=64 * 1024, ge=256)
+
+    #: Build service images (``toolforge_jobs.builtimages``): ``host[:port]`` of the registry
+    #: endpoint pods pull tool images from; ``null``: jobs cannot use build service images.
+    registry_pull_address: str | None = None
+    #: Base URL of that registry's HTTP API (OCI distribution), for the tag check and the
+    #: image list; unset: ``https://<registry_pull_address>``.
+    registry_url: str | None = None
+    #: PEM bundle that verifies the registry's TLS certificate; unset: the system's CAs.
+    registry_ca_file: Path | None = None
+    #: The registry account the jobs API reads with: a pull-only account (the one of the
+    #: tools' image pull Secret), never the build service's push credentials.
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+    #: Bound on one registry request.
+    registry_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Name of the image pull Secret (``kubernetes.io/dockerconfigjson``) that onboarding puts
+    #: into every tool namespace; pods of build service images carry it.
+    registry_pull_secret: str = "toolforge-registry-pull"  # noqa: S105 - a Secret's name
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSettings:

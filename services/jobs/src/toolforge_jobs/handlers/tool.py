@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from toolforge_jobs.handlers.common import VALIDATION, Service, errors
-from toolforge_jobs.models import ImagesResponse, QuotaResponse
+from toolforge_jobs.models import ImagesResponse, Messages, QuotaResponse
 from toolforge_kit.app import ToolName, json_reply
 
 __all__ = ["router"]
@@ -21,9 +21,10 @@ router = APIRouter()
     responses=errors(VALIDATION),
 )
 async def images(tool: ToolName, service: Service) -> ImagesResponse:
-    """The images jobs may use: ``imagename`` is a ``shortname`` or one of its ``aliases``."""
-    del tool
-    return ImagesResponse(images=await service.images())
+    """The images jobs may use: ``imagename`` is a ``shortname`` or one of its ``aliases``;
+    then the tool's own build service images (``tool-<tool>/<name>:<tag>``)."""
+    images, warnings = await service.images(tool)
+    return ImagesResponse(images=images, messages=Messages(warning=warnings))
 
 
 @router.get(

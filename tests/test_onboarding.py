@@ -153,6 +153,9 @@ async def test_onboarding_twice_changes_nothing(
             ).metadata.resource_version,
             (await core.read_namespaced_resource_quota(ns, ns)).metadata.resource_version,
             (await core.read_namespaced_limit_range(ns, ns)).metadata.resource_version,
+            (
+                await core.read_namespaced_secret("toolforge-registry-pull", ns)
+            ).metadata.resource_version,
             (await rbac.read_cluster_role("toolforge-tool")).metadata.resource_version,
             (
                 await admission.read_validating_admission_policy(POD_POLICY)

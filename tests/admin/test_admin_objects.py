@@ -17,6 +17,7 @@ from toolforge_admin.objects import (
     kubeconfig_document,
     limit_range,
     namespace_object,
+    registry_pull_secret,
     resource_quota,
     role_binding,
     tool_cluster_role,
@@ -33,6 +34,9 @@ CASES: dict[str, Any] = {
     "pod-policy-binding": tool_pod_policy_binding(),
     "namespace": namespace_object("mytool", uid=50001, home="/data/project/mytool"),
     "role-binding": role_binding("mytool"),
+    "registry-pull-secret": registry_pull_secret(
+        "mytool", "toolforge-registry-pull", "10.244.0.1:8450", "puller", "pull-only"
+    ),
     "resource-quota": resource_quota("mytool", {"pods": "10", "services": "5"}),
     "limit-range": limit_range(
         "mytool", {"default": {"cpu": "500m"}, "max": {"cpu": "1", "memory": "4Gi"}}
@@ -80,3 +84,18 @@ def test_contains_is_a_recursive_subset_check() -> None:
     assert contains([{"a": 1, "x": 0}], [{"a": 1}])
     assert not contains([{"a": 1}, {"a": 2}], [{"a": 1}])  # lists compare element by element
     assert not contains("1", 1)
+
+
+def test_registry_pull_secret_is_a_docker_config_for_the_pull_address() -> None:
+    """What the kubelet reads: ``auths.<address>.auth`` is base64 of ``user:password``."""
+    import base64
+    import json
+
+    secret = registry_pull_secret("mytool", "pull", "10.244.0.1:8450", "puller", "p:w")
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    entry = config["auths"]["10.244.0.1:8450"]
+    assert base64.b64decode(entry["auth"]).decode() == "puller:p:w"
+    assert (entry["username"], entry["password"]) == ("puller", "p:w")
+    assert list(config["auths"]) == ["10.244.0.1:8450"]
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["metadata"]["namespace"] == "tool-mytool"

@@ -8,6 +8,7 @@ Names and labels of the tool contract come from :mod:`toolforge_auth.tools`.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from toolforge_admin import web_policies
@@ -33,6 +34,7 @@ __all__ = [
     "kubeconfig_document",
     "limit_range",
     "namespace_object",
+    "registry_pull_secret",
     "resource_quota",
     "role_binding",
     "tool_cluster_role",
@@ -89,6 +91,23 @@ def resource_quota(tool: str, hard: dict[str, str]) -> Obj:
         "kind": "ResourceQuota",
         "metadata": {"name": ns, "namespace": ns, "labels": dict(MANAGED_BY)},
         "spec": {"hard": dict(hard)},
+    }
+
+
+def registry_pull_secret(tool: str, name: str, address: str, username: str, password: str) -> Obj:
+    """The image pull Secret ``name`` of ``tool``'s namespace: a ``kubernetes.io/dockerconfigjson``
+    Secret (``{"auths": {address: {username, password, auth}}}``, ``auth`` being base64 of
+    ``username:password``) that the kubelet presents when pulling ``address/...`` images."""
+    ns = namespace_for(tool)
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    config = {"auths": {address: {"username": username, "password": password, "auth": token}}}
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(text.encode()).decode()},
     }
 
 

@@ -61,6 +61,7 @@ from toolforge_admin.objects import (
     kubeconfig_document,
     limit_range,
     namespace_object,
+    registry_pull_secret,
     resource_quota,
     role_binding,
     tool_cluster_role,
@@ -75,7 +76,7 @@ from toolforge_admin.results import (
     ToolInfo,
     ToolResult,
 )
-from toolforge_admin.settings import AdminSettings
+from toolforge_admin.settings import AdminSettings, RegistryPull
 from toolforge_auth import tools
 from toolforge_auth.tools import TOOL_LABEL, UID_ANNOTATION, namespace_for
 from toolforge_kit.errors import APIError
@@ -105,6 +106,7 @@ _NAMESPACES = Resource("/api/v1", "namespaces", "Namespace", "v1")
 _SERVICE_ACCOUNTS = Resource("/api/v1", "serviceaccounts", "ServiceAccount", "v1")
 _QUOTAS = Resource("/api/v1", "resourcequotas", "ResourceQuota", "v1")
 _LIMIT_RANGES = Resource("/api/v1", "limitranges", "LimitRange", "v1")
+_SECRETS = Resource("/api/v1", "secrets", "Secret", "v1")
 _RBAC = "/apis/rbac.authorization.k8s.io/v1"
 _CLUSTER_ROLES = Resource(_RBAC, "clusterroles", "ClusterRole", "rbac.authorization.k8s.io/v1")
 _ROLE_BINDINGS = Resource(_RBAC, "rolebindings", "RoleBinding", "rbac.authorization.k8s.io/v1")
@@ -204,6 +206,8 @@ class ToolOnboarder:
         result.steps.append(await self._ensure_role_binding(tool))
         result.steps.append(await self._ensure_quota(tool))
         result.steps.append(await self._ensure_limit_range(tool))
+        if self.settings.registry_pull is not None:
+            result.steps.append(await self._ensure_pull_secret(tool, self.settings.registry_pull))
         result.steps.append(self._ensure_home(tool, uid))
         result.steps.append(await self._ensure_certificate(tool, uid, force=False))
         result.steps.append(self._ensure_kubeconfig(tool, uid))
@@ -341,6 +345,21 @@ class ToolOnboarder:
             namespace_for(tool),
             desired,
             same=lambda current: (current.get("spec") or {}).get("limits") == limits,
+        )
+
+    async def _ensure_pull_secret(self, tool: str, pull: RegistryPull) -> Step:
+        """The image pull Secret of build service images (``AdminSettings.registry_pull``)."""
+        desired = registry_pull_secret(
+            tool, pull.secret_name, pull.address, pull.username, pull.password.get_secret_value()
+        )
+        return await self._converge(
+            "pullsecret",
+            _SECRETS,
+            namespace_for(tool),
+            desired,
+            same=lambda current: (
+                current.get("data") == desired["data"] and current.get("type") == desired["type"]
+            ),
         )
 
     async def _converge(

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: An image reference prefix: registry host[:port] and path components, ending in ``/``
@@ -60,6 +60,27 @@ class EgressEndpoint(BaseModel):
         return str(ipaddress.IPv4Network(value))
 
 
+class RegistryPull(BaseModel):
+    """The pull-only registry account that tool pods pull build service images with: the
+    image pull Secret ``secret_name`` (``kubernetes.io/dockerconfigjson``) that onboarding
+    puts into every tool namespace, for registry ``address`` (``host[:port]``, the
+    endpoint pods pull from). Never the build service's push account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str
+    username: str
+    password: SecretStr
+    secret_name: str = "toolforge-registry-pull"  # noqa: S105 - a Secret's name
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not REGISTRY_RE.match(value):
+            raise ValueError(f"registry {value!r} must be host[:port] (lower case)")
+        return value
+
+
 class AdminSettings(BaseSettings):
     """Where tools live and what they get.
 
@@ -96,6 +117,11 @@ class AdminSettings(BaseSettings):
         default_factory=lambda: ["registry.local"],
         description="Registries (host[:port]) of the images the build service makes: a tool "
         "may also run <registry>/tool-<tool>/..., its own images only.",
+    )
+    registry_pull: RegistryPull | None = Field(
+        default=None,
+        description="The image pull Secret of every tool namespace (build service images); "
+        "none when unset.",
     )
     tool_egress_denied_cidrs: list[str] = Field(
         default_factory=lambda: ["169.254.169.254/32"],

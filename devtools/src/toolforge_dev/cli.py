@@ -17,11 +17,12 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
 from toolforge_admin.cli import onboarder
 from toolforge_admin.onboarding import OnboardingError
-from toolforge_admin.settings import AdminSettings, EgressEndpoint
+from toolforge_admin.settings import AdminSettings, EgressEndpoint, RegistryPull
 from toolforge_dev import binaries as go_binaries
 from toolforge_dev import build_demo, images, netpol, tekton
 from toolforge_dev import deploy as deploy_mod
@@ -29,7 +30,7 @@ from toolforge_dev.cluster import APISERVER_URL, COMPONENTS, NODE_IP, Cluster, C
 from toolforge_dev.emailer import EMAILER_PORT
 from toolforge_dev.logstore import platform_store
 from toolforge_dev.mailpit import platform_mailpit
-from toolforge_dev.registry_pull import PULL_PORT
+from toolforge_dev.registry_pull import PULL_CREDENTIALS, PULL_PORT
 from toolforge_dev.services import PlatformServices
 
 app = typer.Typer(help="Local Toolforge platform for development and tests.", no_args_is_help=True)
@@ -95,15 +96,25 @@ def build_images() -> None:
     tekton.platform_images(_progress)
 
 
+#: Where tool pods pull build service images from (the registry's read-only endpoint).
+PULL_ADDRESS = f"{NODE_IP}:{PULL_PORT}"
+
+
 def admin_settings(cluster: Cluster) -> AdminSettings:
     """Admin settings that point at the local cluster: its homes, the local registry's
     read-only pull endpoint for the tools' own images (pods never use the push side, port
-    ``REGISTRY_PORT``), and the node address (kubelet, registry) closed to tool pods except
-    for kube-apiserver (``toolforge_admin.policies``)."""
+    ``REGISTRY_PORT``) and the image pull Secret of its pull-only account, and the node
+    address (kubelet, registry) closed to tool pods except for kube-apiserver
+    (``toolforge_admin.policies``)."""
     return AdminSettings(
         kubeconfig=cluster.admin_kubeconfig,
         homes_dir=cluster.homes_dir,
-        tool_image_registries=["registry.local", f"{NODE_IP}:{PULL_PORT}"],
+        tool_image_registries=["registry.local", PULL_ADDRESS],
+        registry_pull=RegistryPull(
+            address=PULL_ADDRESS,
+            username=PULL_CREDENTIALS.username,
+            password=SecretStr(PULL_CREDENTIALS.password),
+        ),
         tool_egress_denied_cidrs=["169.254.169.254/32", f"{NODE_IP}/32"],
         tool_egress_allowed=[
             EgressEndpoint(cidr=f"{NODE_IP}/32", port=int(APISERVER_URL.rsplit(":", 1)[1]))

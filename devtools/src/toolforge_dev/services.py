@@ -293,6 +293,12 @@ class PlatformServices:
             "backend_ca_file": str(pki / "backend-ca.crt"),
             "kubeconfig": str(self.cluster.service_kubeconfig("jobs-api")),
             "homes_dir": str(self.cluster.homes_dir),
+            # build service images: checked and listed through the pull endpoint with the
+            # pull-only account (never the push account), pulled by pods from there
+            "registry_pull_address": self.pull_registry().address,
+            "registry_ca_file": str(pki / "cluster-ca.crt"),
+            "registry_username": PULL_CREDENTIALS.username,
+            "registry_password": PULL_CREDENTIALS.password,
         }
 
     def builds_api_config(self) -> dict[str, object]:
@@ -312,6 +318,8 @@ class PlatformServices:
             "registry_ca_file": str(registry.ca_file),
             "run_image": buildpacks.run_image_in_registry(registry.address),
             "git_ca_file": str(pki / "cluster-ca.crt"),
+            # the platform's own git server (an IP address: not a public host)
+            "trusted_source_prefixes": [self.git_server().base_url + "/"],
             "registry_username": registry.credentials.username,
             "registry_password": registry.credentials.password,
         }

@@ -28,10 +28,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, status
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from toolforge_builds import factory
 from toolforge_builds.handlers import builds, meta, registry
 from toolforge_builds.models import BuildLogLine, error_response, validation_messages
+from toolforge_builds.rules import TRUSTED_SOURCE_PREFIXES
 from toolforge_builds.settings import BuildsSettings
 from toolforge_kit.app import create_backend_app, document_ndjson
 from toolforge_kit.metrics import ServiceMetrics
@@ -68,9 +70,29 @@ def create_app(settings: BuildsSettings) -> FastAPI:
         # A bad start request is a 400 naming the field (REFERENCE.md: "Bad input").
         body_validation_status=status.HTTP_400_BAD_REQUEST,
     )
+    if settings.trusted_source_prefixes:
+        app.add_middleware(TrustedSources, prefixes=tuple(settings.trusted_source_prefixes))
     document_ndjson(app, "/v1/tool/{tool}/builds/{build_id}/logs", "get", BuildLogLine)
     _name_kit_operations(app)
     return app
+
+
+class TrustedSources:
+    """ASGI middleware: sets :data:`~toolforge_builds.rules.TRUSTED_SOURCE_PREFIXES` to
+    ``prefixes`` (settings ``trusted_source_prefixes``) while a request is handled, so the
+    start request's validation accepts the platform's own git servers. A pure ASGI
+    middleware runs the route in the same task, so the value is seen there."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = TRUSTED_SOURCE_PREFIXES.set(self.prefixes)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            TRUSTED_SOURCE_PREFIXES.reset(token)
 
 
 def _name_kit_operations(app: FastAPI) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "MAX_URL_LENGTH",
     "REF_PATTERN",
     "SOURCE_URL_PATTERN",
+    "TRUSTED_SOURCE_PREFIXES",
+    "TRUSTED_SOURCE_PREFIX_RE",
     "validate_envvars",
     "validate_image_name",
     "validate_ref",
@@ -47,6 +50,17 @@ MAX_IMAGE_NAME_LENGTH = 128
 MAX_REF_LENGTH = 255
 MAX_URL_LENGTH = 2048
 MAX_HOST_LENGTH = 253
+
+#: URL prefixes of the platform's own git servers (settings ``trusted_source_prefixes``): a
+#: ``source_url`` under one is accepted although its host is not public (the local
+#: platform's git server is ``https://10.244.0.1:8451/``). The app sets it for each request
+#: (:mod:`toolforge_builds.app`); empty everywhere else, so the public-host rules hold.
+TRUSTED_SOURCE_PREFIXES: ContextVar[tuple[str, ...]] = ContextVar(
+    "TRUSTED_SOURCE_PREFIXES", default=()
+)
+#: A trusted prefix: ``https://host[:port]/`` plus optional path components, ending in ``/``
+#: (so ``https://h:1/`` cannot also match ``https://h:12/``).
+TRUSTED_SOURCE_PREFIX_RE = re.compile(r"^https://[A-Za-z0-9.\[\]:-]+/([A-Za-z0-9._~-]+/)*$")
 
 #: REFERENCE.md "Builds API (v1)": environment variable names of a build.
 _END = r"$(?!\n)"
@@ -137,9 +151,12 @@ def validate_source_url(value: str) -> str:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise ValueError("must name a host (https://HOST/path)")
-    _check_host(host)
     if parts.query or parts.fragment or value.endswith(("?", "#")):
         raise ValueError("must not have a query (?...) or fragment (#...)")
+    trusted = TRUSTED_SOURCE_PREFIXES.get()
+    if any(value.startswith(prefix) and len(value) > len(prefix) for prefix in trusted):
+        return value  # the platform's own git server
+    _check_host(host)
     if parts.path.strip("/") == "":
         raise ValueError("must name a repository path (https://host/OWNER/REPO)")
     if not _SOURCE_URL_RE.fullmatch(value):

@@ -14,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ByteSize, Field, SecretStr
+from pydantic import ByteSize, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from toolforge_builds.rules import TRUSTED_SOURCE_PREFIX_RE
 from toolforge_kit.settings import BackendSettings
 from toolforge_kit.settings import load_settings as load_backend_settings
 
@@ -145,6 +146,23 @@ class BuildsSettings(BackendSettings):
         description="PEM bundle git uses to verify source hosts (GIT_SSL_CAINFO); "
         "unset: the system trust store.",
     )
+    trusted_source_prefixes: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes (https://host[:port]/path/, ending in '/') of the "
+        "platform's own git servers: a source_url under one is accepted although its host "
+        "is not public (locally https://10.244.0.1:8451/). Empty: only public hosts.",
+    )
+
+    @field_validator("trusted_source_prefixes")
+    @classmethod
+    def _trusted_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not TRUSTED_SOURCE_PREFIX_RE.match(prefix):
+                raise ValueError(
+                    f"trusted source prefix {prefix!r} must be https://host[:port]/[path/] "
+                    "(ending in '/')"
+                )
+        return value
 
     # ----- the kit's common settings, with the builds API's defaults -----------------------
 

@@ -9,6 +9,7 @@ No stand-in is involved anywhere in this module.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -177,10 +178,12 @@ async def test_build_pushes_an_image_that_runs_with_launcher(
     assert results["APP_IMAGE_DIGEST"] == digest
     assert results["APP_IMAGE_URL"] == f"{registry}/{repository}@{digest}"
 
-    # A tool's pod pulls it from the read-only endpoint with the pull secret and runs a process.
-    await k8s.CoreV1Api(admin_api).create_namespaced_secret(
-        tool.namespace,
-        pull_secret(tool.namespace, f"{NODE_IP}:{PULL_PORT}"),  # type: ignore[arg-type]
+    # A tool's pod pulls it from the read-only endpoint with the pull secret (made at
+    # onboarding: toolforge-admin registry_pull) and runs a process.
+    made = await k8s.CoreV1Api(admin_api).read_namespaced_secret(PULL_SECRET, tool.namespace)
+    expected = pull_secret(tool.namespace, f"{NODE_IP}:{PULL_PORT}")["data"][".dockerconfigjson"]
+    assert json.loads(base64.b64decode(made.data[".dockerconfigjson"])) == json.loads(
+        base64.b64decode(expected)
     )
     pod_body: dict[str, Any] = tool_pod("built", "", tool.uid)
     container = pod_body["spec"]["containers"][0]

@@ -3,7 +3,7 @@ real apiserver with the real Tekton CRDs and webhook. The builds here need chose
 log lines on demand, so the module stops the real Tekton controller and
 :mod:`builds.tekton_standin` moves the PipelineRuns on and creates their TaskRun pods. Refs
 are full commit ids: nothing leaves the machine. (Real builds: tests/builds/test_builds_tekton.py;
-the CLI on a real build needs the builds API to report the pushed digest first.)"""
+the CLI on a real build, with the real controller: tests/test_platform_built_images.py.)"""
 
 from __future__ import annotations
 

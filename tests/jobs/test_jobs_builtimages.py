@@ -156,6 +156,12 @@ async def test_tool_images_are_the_tools_own_tagged_images(
     monkeypatch.setattr(registry_module, "_PAGE", 1)
     assert await reader.tool_images(tool_name) == expected
     assert await reader.tool_images(f"{tool_name}y") == []
+    summaries, warnings = await reader.summaries(tool_name)
+    assert warnings == []
+    assert [(i.shortname, i.image) for i in summaries] == [
+        (f"tool-{tool_name}/{i.name}:{i.tag}", f"{PULL}/tool-{tool_name}/{i.name}:{i.tag}")
+        for i in expected
+    ]
 
 
 async def test_refused_credentials_are_a_502_not_a_missing_image(
@@ -201,6 +207,12 @@ async def test_an_unreachable_registry_is_a_503(registry: LocalRegistry, tool_na
         try:
             with pytest.raises(UnavailableError) as caught:
                 await built.tool_images(tool_name)
+            # the images endpoint still answers (the image-config list), with a warning
+            assert await built.summaries(tool_name) == (
+                [],
+                ["the tool's own images cannot be listed now: the image registry cannot be "
+                 "reached now"],
+            )  # fmt: skip
         finally:
             await built.close()
     assert caught.value.headers == {"Retry-After": "5"}

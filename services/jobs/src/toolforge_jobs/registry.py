@@ -30,8 +30,9 @@ import httpx
 
 from toolforge_jobs.builtimages import BuiltImage, repository_prefix
 from toolforge_jobs.errors import JobSpecError
+from toolforge_jobs.models import ImageSummary
 from toolforge_jobs.settings import JobsSettings
-from toolforge_kit.errors import ClusterError, UnavailableError
+from toolforge_kit.errors import APIError, ClusterError, UnavailableError
 
 __all__ = ["MANIFEST_ACCEPT", "BuiltImageRegistry", "next_last"]
 
@@ -190,3 +191,14 @@ class BuiltImageRegistry:
             async for tag in self._pages(f"/v2/{repository}/tags/list", "tags"):
                 found.append(BuiltImage(tool, repository[len(prefix) :], tag))
         return sorted(found, key=lambda i: (i.name, i.tag))
+
+    async def summaries(self, tool: str) -> tuple[list[ImageSummary], list[str]]:
+        """:meth:`tool_images` as entries of the images endpoint (``image`` is the pull
+        reference), and warnings: when the registry cannot be read, no entries and one
+        warning saying so (the image-config list is still answered)."""
+        try:
+            built = await self.tool_images(tool)
+        except APIError as exc:
+            return [], [f"the tool's own images cannot be listed now: {exc.message}"]
+        address = self.pull_address
+        return [ImageSummary(shortname=b.shortname, image=b.reference(address)) for b in built], []

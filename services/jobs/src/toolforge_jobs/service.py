@@ -335,15 +335,8 @@ class JobsService:
             ImageSummary(shortname=i.shortname, image=i.image, aliases=list(i.aliases))
             for i in listed
         ]
-        if self._built is None:
-            return images, []
-        try:
-            built = await self._built.tool_images(tool)
-        except APIError as exc:
-            return images, [f"the tool's own images cannot be listed now: {exc.message}"]
-        address = self._built.pull_address
-        images += [ImageSummary(shortname=b.shortname, image=b.reference(address)) for b in built]
-        return images, []
+        built, warnings = await self._built.summaries(tool) if self._built else ([], [])
+        return images + built, warnings
 
     async def quota(self, tool: str) -> Quota:
         """The tool's quota (ResourceQuota and LimitRange ``tool-<tool>``) in human units."""

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from builds.api_harness import builds_api
 from builds.pipelineruns import (
     NAMESPACE,
+    builds_settings,
     condition,
     finished,
     get_run,
@@ -88,6 +90,19 @@ def _manifest_digest(platform: PlatformServices, repository: str, tag: str) -> s
     return str(reply.headers["docker-content-digest"])
 
 
+def _wire_build(platform: PlatformServices, tool: Tool, build_id: str) -> dict[str, Any]:
+    """GET the build through the gateway with the tool's certificate (the wire, not the CLI)."""
+    context = ssl.create_default_context(cafile=platform.cluster.pki_dir / "cluster-ca.crt")
+    context.load_cert_chain(
+        tool.home / ".toolskube" / "client.crt", tool.home / ".toolskube" / "client.key"
+    )
+    with httpx.Client(base_url=platform.gateway_url, verify=context, timeout=30) as client:
+        reply = client.get(f"/builds/v1/tool/{tool.name}/builds/{build_id}")
+    assert reply.status_code == 200, reply.text
+    build: dict[str, Any] = reply.json()["build"]
+    return build
+
+
 async def _job_pod(core: k8s.CoreV1Api, tool: Tool, job: str) -> k8s.V1Pod:
     pods = await core.list_namespaced_pod(
         tool.namespace, label_selector=f"app.kubernetes.io/name={job}"
@@ -118,7 +133,8 @@ async def test_build_with_the_cli_then_run_the_image_as_a_job(
 
     shown = await atoolforge(tool, "build", "show", build_id[1], "--json")
     assert shown.returncode == 0, shown.stderr
-    build = json.loads(shown.stdout)["build"]
+    assert json.loads(shown.stdout)["build"]["status"] == "ok"  # upstream's client's word
+    build = _wire_build(platform, tool, build_id[1])  # the API's own word
     assert build["status"] == "BUILD_SUCCESS", build
     assert build["resolved_ref"] == commit
     # the registry holds the image under the tag, with the digest the build reported
@@ -189,14 +205,14 @@ async def test_quota_race_with_the_real_controller(
     and the real controller runs exactly those 4 (their TaskRun pods start), until cancelled."""
     tool = fresh_tool_name()
     commit = publish_app(platform, tool, write_blocking_app)  # builds that block in pip
-    settings: dict[str, Any] = {
-        k: v for k, v in platform.builds_api_config().items() if k not in ("host", "port")
-    }
-    settings["max_parallel_builds"] = 4
+    settings = builds_settings(platform).model_copy(update={"max_parallel_builds": 4})
     body = {"source_url": platform.git_server().url(tool), "ref": commit}
     core = k8s.CoreV1Api(admin_api)
     try:
-        async with builds_api(cluster, **settings) as one, builds_api(cluster, **settings) as two:
+        async with (
+            builds_api(cluster, settings=settings) as one,
+            builds_api(cluster, settings=settings) as two,
+        ):
             replies = await asyncio.gather(
                 *((one if i % 2 else two).call("POST", tool, "/builds", json=body)
                   for i in range(20))

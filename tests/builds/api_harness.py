@@ -68,10 +68,15 @@ class Gateway:
 
 @asynccontextmanager
 async def builds_api(
-    cluster: Cluster, registry: LocalRegistry | None = None, **overrides: Any
+    cluster: Cluster,
+    registry: LocalRegistry | None = None,
+    *,
+    settings: BuildsSettings | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Gateway]:
-    """Serve a builds API with :func:`builds_settings` and yield a :class:`Gateway` to it."""
-    settings = builds_settings(cluster, registry, **overrides)
+    """Serve a builds API with ``settings`` (default: :func:`builds_settings`) and yield a
+    :class:`Gateway` to it."""
+    settings = settings or builds_settings(cluster, registry, **overrides)
     context = server_ssl_context(
         certfile=settings.tls_cert_file,
         keyfile=settings.tls_key_file,

@@ -30,6 +30,7 @@ Repository URLs are ``https://<node>:8451/<name>.git``.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -145,8 +146,8 @@ http {{
 
     def prepare(self, ca: CertificateAuthority | None) -> None:
         """Write the configuration, the server certificate (issued by ``ca`` when missing) and
-        the health repository; clear a stale socket. Raises :class:`GitServerError` when
-        nginx, fcgiwrap or git is not installed."""
+        the health repository; clear a stale socket (not a live one). Raises
+        :class:`GitServerError` when nginx, fcgiwrap or git is not installed."""
         for tool in ("nginx", "fcgiwrap", "git", "setpriv"):
             if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
                 raise GitServerError(f"{tool} is not installed (make deps installs it)")
@@ -154,7 +155,8 @@ http {{
         self.repos_dir.mkdir(parents=True, exist_ok=True)
         run.mkdir(parents=True, exist_ok=True)
         shutil.chown(run, "nobody", "nogroup")
-        self.socket.unlink(missing_ok=True)
+        if not self._socket_is_live():
+            self.socket.unlink(missing_ok=True)
         if not (self.directory / "git-server.crt").exists():
             if ca is None:
                 raise GitServerError(f"{self.directory}: no server certificate, no CA to issue one")
@@ -168,6 +170,17 @@ http {{
             )
         self.config_path.write_text(self.nginx_config())
         self.create_repository(HEALTH_REPOSITORY)
+
+    def _socket_is_live(self) -> bool:
+        """Whether a running fcgiwrap listens on :attr:`socket`. ``prepare`` runs again when
+        the platform starts a stopped service next to running ones; unlinking a live socket
+        then left nginx answering 502 for every request until the next full restart."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
 
     def nginx_argv(self) -> list[str]:
         """nginx in the foreground (its command line names ``directory``)."""

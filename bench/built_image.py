@@ -54,7 +54,7 @@ from toolforge_dev.sample_app import write_sample_app
 from toolforge_dev.services import GATEWAY_PORT, PlatformServices
 
 TOOL = "bench-built"
-BUILD_PHASES = ("queueing", "step-clone", "step-detect", "step-build", "step-export")
+BUILD_PHASES = ("queueing", "clone", "detect", "build", "export")
 PHASES = (*BUILD_PHASES, "finishing", "total", "wall", "job POST", "to Running", "std Running")
 
 

@@ -140,7 +140,8 @@ async def test_build_with_the_cli_then_run_the_image_as_a_job(
     # the registry holds the image under the tag, with the digest the build reported
     repository = f"tool-{tool.name}/sample"
     digest = _manifest_digest(platform, repository, "latest")
-    assert build["destination_image"] == f"{platform.registry().address}/{repository}@{digest}"
+    pushed = f"{platform.registry().address}/{repository}:latest@{digest}"
+    assert build["destination_image"] == pushed
     run = await get_run(admin_api, build_id[1])
     assert condition(run)["reason"] == "Succeeded"  # the real controller's reason
 

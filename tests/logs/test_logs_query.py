@@ -61,7 +61,7 @@ def test_times_are_iso_8601_or_durations_before_now(text: str, expected: int) ->
 
 @pytest.mark.parametrize("text", ["", "0s", "1x", "yesterday", "1h 2m", "-1h", '1h"}|x', "h"])
 def test_bad_times_are_refused_naming_the_parameter(text: str) -> None:
-    with pytest.raises(InvalidParameter, match="^since"):
+    with pytest.raises(InvalidParameter, match=r"^since"):
         parse_time("since", text, NOW)
 
 
@@ -171,7 +171,7 @@ def read_all(store: FakeStore, request: LogsRequest, page_size: int) -> list[Log
 @pytest.mark.parametrize("page_size", [1, 2, 3, 7, 50])
 @pytest.mark.parametrize("direction", [Direction.FORWARD, Direction.BACKWARD])
 def test_paging_is_exact_with_ties_across_streams(page_size: int, direction: Direction) -> None:
-    rng = random.Random(page_size)
+    rng = random.Random(page_size)  # noqa: S311 - test data, not secrets
     streams = ["a" * 32, "b" * 32, "c" * 32]
     times = sorted(rng.randrange(100, 160) for _ in range(200))
     lines = [
@@ -231,4 +231,5 @@ def test_the_last_page_has_no_next_and_an_empty_range_no_cursor() -> None:
         store.answer(LogsRequest("tool-t", ("j",), 0, 10, Direction.FORWARD), 5),
         5,
     )
-    assert page.entries == [] and page.next is None
+    assert page.entries == []
+    assert page.next is None

@@ -300,7 +300,7 @@ class PlatformPKI:
         gateway-server.{crt,key}   gateway's TLS server certificate (cluster CA)
         gateway-backend-client.{crt,key}   gateway's client certificate for backends
         jobs-api-server.{crt,key}, builds-api-server.{crt,key},
-        envvars-api-server.{crt,key}   backend server certs
+        envvars-api-server.{crt,key}, logs-api-server.{crt,key}   backend server certs
 
     The gateway's server certificate comes from the cluster CA because that is the CA a tool
     already holds in its kubeconfig.
@@ -312,7 +312,7 @@ class PlatformPKI:
 
     #: Subject of the gateway's client certificate towards the backends.
     GATEWAY_CLIENT_CN = "toolforge-api-gateway"
-    BACKENDS = ("jobs-api", "builds-api", "envvars-api")
+    BACKENDS = ("jobs-api", "builds-api", "envvars-api", "logs-api")
 
     @classmethod
     def ensure(

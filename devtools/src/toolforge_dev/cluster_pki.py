@@ -97,6 +97,7 @@ def write_pki(c: Cluster) -> None:
         "builds-api": subject("toolforge-builds-api"),
         "envvars-api": subject("toolforge-envvars-api"),
         "envvars-webhook": subject("toolforge-envvars-webhook"),
+        "logs-api": subject("toolforge-logs-api"),  # RBAC: manifests/45-logs-api.yaml
         "emailer": subject("toolforge-emailer"),  # RBAC: manifests/50-emailer.yaml
     }
     for name, dn in clients.items():

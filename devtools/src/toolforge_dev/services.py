@@ -25,7 +25,9 @@ builds API, gateway.
 - Mailpit (:mod:`toolforge_dev.mailpit`): SMTP with STARTTLS on ``10.244.0.1:1025``, the
   mailbox (web UI and API) on ``http://127.0.0.1:8025``;
 - the jobs emailer (:mod:`toolforge_dev.emailer`) with ``/healthz`` and ``/metrics`` on
-  ``https://localhost:8449``, sending through Mailpit.
+  ``https://localhost:8449``, sending through Mailpit;
+- the logs API on ``https://localhost:8452`` (backend CA), reading the log store with its
+  credentials and the tools' job objects by impersonation (gateway route ``/logs``).
 
 Their command lines name files under the cluster's run directory, so ``Cluster.cleanup``
 recognises them as the cluster's processes too; :meth:`PlatformServices.stop` stops them first,
@@ -54,7 +56,7 @@ from toolforge_dev import binaries as go_binaries
 from toolforge_dev import buildpacks, emailer, logcollector
 from toolforge_dev.cluster import NODE_IP, Cluster, ClusterError
 from toolforge_dev.gitserver import GitServer
-from toolforge_dev.logstore import platform_store
+from toolforge_dev.logstore import LOGSTORE_USER, platform_store
 from toolforge_dev.mailpit import platform_mailpit
 from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
 from toolforge_dev.registry_pull import PULL_CREDENTIALS, PULL_PORT, ReadOnlyRegistry
@@ -66,6 +68,7 @@ __all__ = [
     "ENVVARS_WEBHOOK_PORT",
     "GATEWAY_PORT",
     "JOBS_API_PORT",
+    "LOGS_API_PORT",
     "REGISTRY_PORT",
     "PlatformServices",
     "Service",
@@ -78,6 +81,8 @@ REGISTRY_PORT = 8446
 ENVVARS_API_PORT = 8447
 #: The envvars admission webhook listens on the node address: kube-apiserver calls it there.
 ENVVARS_WEBHOOK_PORT = 8448
+#: The logs API (8449-8451 are the emailer's, the pull registry's and the git server's).
+LOGS_API_PORT = 8452
 
 Progress = Callable[[str], None]
 
@@ -237,6 +242,17 @@ class PlatformServices:
                 health_url=f"https://{NODE_IP}:{ENVVARS_WEBHOOK_PORT}/healthz",
             ),
             Service(
+                name="logs-api",
+                argv=[
+                    python,
+                    "-m",
+                    "toolforge_logs",
+                    "--config",
+                    str(self._config_path("logs-api.yaml")),
+                ],
+                health_url=f"https://localhost:{LOGS_API_PORT}/v1/healthz",
+            ),
+            Service(
                 name="emailer",
                 argv=[
                     python,
@@ -277,6 +293,7 @@ class PlatformServices:
                 "jobs": {"url": f"https://localhost:{JOBS_API_PORT}"},
                 "builds": {"url": f"https://localhost:{BUILDS_API_PORT}"},
                 "envvars": {"url": f"https://localhost:{ENVVARS_API_PORT}"},
+                "logs": {"url": f"https://localhost:{LOGS_API_PORT}"},
             },
             "public_url": self.gateway_url,
             "graceful_shutdown_seconds": 5,
@@ -336,6 +353,24 @@ class PlatformServices:
             "kubeconfig": str(self.cluster.service_kubeconfig("envvars-api")),
         }
 
+    def logs_api_config(self) -> dict[str, object]:
+        """The logs API's settings (``toolforge_logs.settings.LogsSettings`` keys): the log
+        store's URL, CA and password file (:mod:`toolforge_dev.logstore`)."""
+        pki = self.cluster.pki_dir
+        store = platform_store(self.cluster)
+        return {
+            "host": "127.0.0.1",
+            "port": LOGS_API_PORT,
+            "tls_cert_file": str(pki / "logs-api-server.crt"),
+            "tls_key_file": str(pki / "logs-api-server.key"),
+            "backend_ca_file": str(pki / "backend-ca.crt"),
+            "kubeconfig": str(self.cluster.service_kubeconfig("logs-api")),
+            "logstore_url": store.url,
+            "logstore_username": LOGSTORE_USER,
+            "logstore_password_file": str(store.password_file),
+            "logstore_ca_file": str(store.ca_file),
+        }
+
     def envvars_webhook_config(self) -> dict[str, object]:
         """The admission webhook's settings (``WebhookSettings`` keys): on the node address,
         server certificate from the cluster CA, callers must hold kube-apiserver's webhook
@@ -383,6 +418,7 @@ class PlatformServices:
             ("builds-api.yaml", self.builds_api_config()),
             ("envvars-api.yaml", self.envvars_api_config()),
             ("envvars-webhook.yaml", self.envvars_webhook_config()),
+            ("logs-api.yaml", self.logs_api_config()),
             ("emailer.yaml", emailer.emailer_config(self.cluster)),
         ):
             # 0600: the builds API's config holds the registry password.

@@ -58,9 +58,15 @@ def test_cli_runs_a_job_through_the_gateway(platform: PlatformServices, tool: To
     assert listed.returncode == 0, listed.stderr
     jobs = json.loads(listed.stdout)["jobs"]
     assert [(j["name"], j["status"]["short"]) for j in jobs] == [("hello", "succeeded")]
-    logs = toolforge(tool, "jobs", "logs", "hello", "--output", "json")
-    assert logs.returncode == 0, logs.stderr
-    lines = [json.loads(line) for line in logs.stdout.splitlines()]
+    # the logs API reads the log store, which has the line a few seconds after it was printed
+    deadline = time.monotonic() + 60
+    while True:
+        logs = toolforge(tool, "jobs", "logs", "hello", "--output", "json")
+        assert logs.returncode == 0, logs.stderr
+        lines = [json.loads(line) for line in logs.stdout.splitlines()]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert [line["message"] for line in lines] == ["hello from e2e"]
     assert lines[0]["container"] == "job"
 

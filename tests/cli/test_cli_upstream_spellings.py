@@ -221,14 +221,36 @@ def test_run_publish_is_refused_before_any_request(
     assert gateway.requests == []
 
 
-@pytest.mark.parametrize("flag", ["--since", "--until"])
-def test_logs_since_until_need_the_logs_api(
-    home: Home, gateway: RecordedGateway, flag: str
+def test_logs_reads_the_logs_api_with_since_until_and_the_last_lines(
+    home: Home, gateway: RecordedGateway
 ) -> None:
-    result = run_cli(["jobs", "logs", "web", flag, "1h"], clean_env(home))
-    assert result.exit_code == 1
-    assert "need the logs API" in result.stderr
-    assert gateway.requests == []
+    newest_first = [
+        {"datetime": "2026-12-04T21:00:02.000000000Z", "pod": "web-1", "container": "job",
+         "message": "second", "source": "run-logs", "job_name": "web"},
+        {"datetime": "2026-12-04T21:00:01.000000000Z", "pod": "web-1", "container": "job",
+         "message": "first", "source": "run-logs", "job_name": "web"},
+    ]  # fmt: skip
+    gateway.on("GET", "/job/web/logs", envelope(data={"logs": newest_first, "next": None}))
+    args = ["jobs", "logs", "web", "--since", "2h", "--until", "2026-12-04T22:00:00Z", "-l", "5"]
+    result = run_cli(args, clean_env(home))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "2026-12-04T21:00:01.000000000Z [web-1] first",
+        "2026-12-04T21:00:02.000000000Z [web-1] second",
+    ]
+    ((method, path, query, _),) = gateway.sent()
+    assert (method, path) == ("GET", "/logs/v1/tool/alice/job/web/logs")
+    assert query == {
+        "since": "2h",
+        "until": "2026-12-04T22:00:00Z",
+        "lines": "5",
+        "direction": "newest_first",
+    }
+    as_json = run_cli([*args, "-o", "json"], clean_env(home))
+    assert [json.loads(line)["message"] for line in as_json.stdout.splitlines()] == [
+        "first",
+        "second",
+    ]
 
 
 def test_load_prints_the_apis_words_on_stdout(

@@ -281,7 +281,12 @@ class RecordedGateway:
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         path = request.url.path
-        for prefix in ("/jobs/v1/tool/alice", "/builds/v1/tool/alice", "/envvars/v1/tool/alice"):
+        for prefix in (
+            "/jobs/v1/tool/alice",
+            "/builds/v1/tool/alice",
+            "/envvars/v1/tool/alice",
+            "/logs/v1/tool/alice",
+        ):
             if path.startswith(prefix):
                 path = path[len(prefix) :]
                 break

@@ -30,6 +30,7 @@ from toolforge_emailer.settings import EmailerSettings
 from toolforge_envvars.settings import EnvvarsSettings, WebhookSettings
 from toolforge_gateway.settings import GatewaySettings
 from toolforge_jobs.settings import JobsSettings
+from toolforge_logs.settings import LogsSettings
 
 CASES = [(chart, values) for chart in CHARTS for values in VALUES]
 IDS = [f"{chart}-{values}" for chart, values in CASES]
@@ -40,6 +41,7 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "envvars-api": EnvvarsSettings,
     "envvars-webhook": WebhookSettings,
     "emailer": EmailerSettings,
+    "logs-api": LogsSettings,
 }
 
 
@@ -146,6 +148,7 @@ def test_gateway_reaches_only_backends_and_needs_no_api_access() -> None:
         {"app.kubernetes.io/name": "jobs-api"},
         {"app.kubernetes.io/name": "builds-api"},
         {"app.kubernetes.io/name": "envvars-api"},
+        {"app.kubernetes.io/name": "logs-api"},
     ]
 
 
@@ -164,7 +167,7 @@ def test_node_port_and_routes_come_from_values() -> None:
     assert config["routes"]["builds"]["url"] == "https://builds-api:8443"
 
 
-@pytest.mark.parametrize("chart", ["jobs-api", "builds-api", "envvars-api"])
+@pytest.mark.parametrize("chart", ["jobs-api", "builds-api", "envvars-api", "logs-api"])
 def test_backends_accept_only_the_gateway(chart: str) -> None:
     policy = one(render(chart, "local"), "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
@@ -308,6 +311,21 @@ def test_envvars_api_rbac_is_impersonation_only() -> None:
         ("", "groups", ("impersonate",), ("toolforge",)),
     ]
     assert by_kind(objects, "Role") == []
+
+
+def test_logs_api_rbac_is_impersonation_only_and_its_password_comes_from_a_secret() -> None:
+    objects = render("logs-api", "local")
+    (role,) = by_kind(objects, "ClusterRole")
+    assert _rules(role) == [
+        ("", "users", ("impersonate",), ()),
+        ("", "groups", ("impersonate",), ("toolforge",)),
+    ]
+    assert by_kind(objects, "Role") == []
+    container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TOOLFORGE_LOGS_LOGSTORE_PASSWORD", "valueFrom": {"secretKeyRef": {
+        "name": "logs-api-logstore", "key": "password"}}} in container["env"]  # fmt: skip
+    config = one(objects, "ConfigMap")["data"]["config.yaml"]
+    assert "password" not in config.replace("logstore_password_file", "")
 
 
 def test_envvars_webhook_reads_one_secret_name_and_is_registered_safely() -> None:

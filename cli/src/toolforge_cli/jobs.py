@@ -3,7 +3,7 @@
 
 Read commands (``list``, ``show``, ``logs``, ``images``, ``quota``, ``dump``) take
 ``-o/--output json`` (``list`` also ``normal|long|name``), and ``--json`` for the same:
-``json`` prints the API's answer as it came (``logs``: its NDJSON lines; ``dump``: the
+``json`` prints the API's answer as it came (``logs``: one JSON object a line; ``dump``: the
 jobs.yaml entries as JSON). Results go to stdout; the API's messages, progress and errors to
 stderr. ``run`` is in :mod:`toolforge_cli.jobsrun`, ``load``/``dump`` in
 :mod:`toolforge_cli.jobsload`.
@@ -27,7 +27,6 @@ from toolforge_cli.commands import (
     print_one,
     read_format,
 )
-from toolforge_cli.errors import UserError
 from toolforge_cli.jobsapi import JobsApi
 from toolforge_cli.jobsload import DUMP_EPILOG, LOAD_EPILOG, dump, load
 from toolforge_cli.jobsrun import (
@@ -44,9 +43,10 @@ from toolforge_cli.jobsview import (
     log_line_text,
     quota_tables,
 )
-from toolforge_cli.output import err, handle_errors, out
+from toolforge_cli.logsapi import LogsApi
+from toolforge_cli.output import err, out
 
-__all__ = ["LOGS_API_NOT_AVAILABLE", "app", "run_options", "with_optional_values"]
+__all__ = ["app", "run_options", "with_optional_values"]
 
 app = typer.Typer(
     help="""Run and manage jobs: one-off, scheduled (cron) and continuous.
@@ -61,12 +61,6 @@ Examples:
     pretty_exceptions_enable=False,
 )
 app.command(cls=OptionalValuesCommand, epilog=RUN_EPILOG)(run)
-
-#: Why ``logs --since/--until`` are refused.
-LOGS_API_NOT_AVAILABLE = (
-    "--since and --until need the logs API (upstream's /logs), which this platform does not "
-    "serve yet"
-)
 
 
 class ListFormat(StrEnum):
@@ -140,38 +134,30 @@ def logs(
     since: Annotated[
         str | None,
         typer.Option(
-            "--since", metavar="TIME", help="Upstream's: logs from TIME. Needs the logs API."
+            "--since",
+            metavar="TIME",
+            help="Lines from TIME: ISO 8601 (2026-03-02T21:29:55+01:00) or a duration before "
+            "now (1h32m22s). Default: 1h.",
         ),
     ] = None,
     until: Annotated[
         str | None,
         typer.Option(
-            "--until", metavar="TIME", help="Upstream's: logs until TIME. Needs the logs API."
+            "--until", metavar="TIME", help="Lines until TIME (same forms). Default: now."
         ),
     ] = None,
     output: Annotated[
-        ReadFormat, output_option("normal or json (the API's NDJSON lines as is).")
+        ReadFormat, output_option("normal or json (one JSON object a line, as the API has it).")
     ] = ReadFormat.normal,
 ) -> None:
-    """Print the job's logs (stdout/stderr of its pods), as they arrive."""
-    if since is not None or until is not None:
-        with handle_errors():
-            raise UserError(
-                LOGS_API_NOT_AVAILABLE,
-                hint="without them, `toolforge jobs logs NAME [-l N] [-f]` reads the logs of "
-                "the job's pods",
-            )
-    with open_api(ctx, JobsApi) as api:
-        for line in api.log_lines(name, follow=follow, lines=lines):
+    """Print the job's logs from the logs API: they outlive the job's pods."""
+    with open_api(ctx, LogsApi) as api:
+        entries = api.job_lines(name, follow=follow, lines=lines, since=since, until=until)
+        for entry in entries:
             if output is ReadFormat.json:
-                out.print(Text(line), soft_wrap=True)
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                entry = None
-            text = log_line_text(entry) if isinstance(entry, dict) else Text(line)
-            out.print(text, soft_wrap=True)
+                out.print(Text(json.dumps(entry, ensure_ascii=False)), soft_wrap=True)
+            else:
+                out.print(log_line_text(entry), soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n  toolforge jobs images\n  toolforge jobs images -o json")

@@ -13,7 +13,6 @@ Two shapes of a job are read alike by :class:`Job`:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
@@ -202,10 +201,3 @@ class JobsApi(ApiBase):
     def quota(self) -> QuotaAnswer:
         """GET ``/quotas``."""
         return self.call(QuotaAnswer, "GET", self.path("quotas"))
-
-    def log_lines(self, name: str, *, follow: bool, lines: int | None) -> Iterator[str]:
-        """GET ``/jobs/{name}/logs?follow=&lines=``: each NDJSON line as it arrives."""
-        params = {"follow": json.dumps(follow)}
-        if lines is not None:
-            params["lines"] = str(lines)
-        return self.lines(self.path("jobs", name, "logs"), params=params, follow=follow)

@@ -37,6 +37,7 @@ from toolforge_dev import binaries as go_binaries
 from toolforge_dev import emailer, images, service_images
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.hostops import which
+from toolforge_dev.logstore import platform_store
 from toolforge_dev.paths import REPO_ROOT, cache_dir
 from toolforge_dev.services import PlatformServices
 
@@ -54,6 +55,7 @@ CHARTS: dict[str, str] = {
     "envvars-api": "toolforge-envvars-api",
     "envvars-webhook": "toolforge-envvars-webhook",
     "emailer": "toolforge-emailer",
+    "logs-api": "toolforge-logs-api",
     "gateway": "toolforge-gateway",
 }
 #: ``Secret name -> PKI file stem`` of the pre-provisioned TLS Secrets (local mode).
@@ -63,12 +65,15 @@ TLS_SECRETS: dict[str, str] = {
     "envvars-api-tls": "envvars-api-server",
     "envvars-webhook-tls": "envvars-webhook-incluster-server",
     "emailer-tls": "emailer-server",
+    "logs-api-tls": "logs-api-server",
     "gateway-tls": "gateway-server",
     "gateway-backend-client": "gateway-backend-client",
 }
 
 #: Secret with the registry password of the builds API (``values-local.yaml`` reads it).
 REGISTRY_SECRET = "builds-api-registry"  # noqa: S105 - a Secret's name, not a password
+#: Secret with the log store password of the logs API (its ``values.yaml`` reads it).
+LOGSTORE_SECRET = "logs-api-logstore"  # noqa: S105 - a Secret's name, not a password
 
 
 class DeployError(RuntimeError):
@@ -160,6 +165,9 @@ def local_values_args(cluster: Cluster, chart: str, tag: str) -> list[str]:
             "--set-file",
             f"caBundles.apiserver-client-ca={pki / 'cluster-ca.crt'}",
         ]
+    if chart == "logs-api":
+        # The log store's certificate is from the cluster CA (toolforge_dev.logstore).
+        args += ["--set-file", f"caBundles.logstore-ca={pki / 'cluster-ca.crt'}"]
     if chart == "emailer":
         # Mailpit's STARTTLS certificate is from the cluster CA (toolforge_dev.mailpit).
         args += ["--set-file", f"caBundles.smtp-ca={pki / 'cluster-ca.crt'}"]
@@ -192,6 +200,8 @@ def _apply_tls_secrets(cluster: Cluster) -> None:
     ]
     password = PlatformServices(cluster).registry().credentials.password
     secrets.append(["generic", REGISTRY_SECRET, "--from-literal=password=" + password])
+    store_password = platform_store(cluster).credentials.password
+    secrets.append(["generic", LOGSTORE_SECRET, "--from-literal=password=" + store_password])
     for secret in secrets:
         manifest = cluster.kubectl(bins, "create", "secret", *secret, *render)
         cluster.kubectl(bins, "apply", "-f", "-", input_text=manifest)

@@ -102,6 +102,17 @@ SERVICES: tuple[ServiceImage, ...] = (
         ("libs/toolforge_auth", "libs/toolforge_kit", "services/envvars"),
     ),
     ServiceImage(
+        "toolforge-logs-api",
+        "toolforge-logs",
+        "toolforge_logs",
+        (
+            "libs/toolforge_auth",
+            "libs/toolforge_kit",
+            "libs/toolforge_logstore",
+            "services/logs",
+        ),
+    ),
+    ServiceImage(
         "toolforge-emailer",
         "toolforge-emailer",
         "toolforge_emailer",

@@ -6,7 +6,9 @@
   even ship it; build logs stay in the builds API).
 - A job whose output goes to files (filelog) has no lines here: a read that finds none
   answers 404 ``Job 'x' does not have any logs available`` (the jobs API's words), with where
-  the files are.
+  the files are. A read that finds no lines of a job the tool does not have (any more) answers
+  404 ``Job 'x' does not exist``; lines of a deleted job are still answered while the store
+  keeps them (its retention).
 - A follow first sends the lines up to ``now - follow_delay`` (the last ``lines`` lines, or all
   since ``since``), then the store's live tail of the lines after that point, which stays
   ``follow_delay`` behind now so that no line that becomes searchable late is skipped
@@ -117,20 +119,24 @@ class LogsService:
         """One page of the lines of the tool's job ``job``.
 
         Raises:
-            NotFoundError: no lines, and the job writes its output to files (filelog).
+            NotFoundError: no lines, and the job writes its output to files (filelog) or
+                does not exist.
         """
         request = self.request(tool, (job,), params)
         page = await self.page(request)
         if not page.entries and request.cursor is None:
-            await self._check_not_filelog(tool, job)
+            await self._check_has_logs(tool, job)
         return request, page
 
-    async def _check_not_filelog(self, tool: str, job: str) -> None:
-        if await self._jobs.is_filelog(tool, job):
+    async def _check_has_logs(self, tool: str, job: str) -> None:
+        state = await self._jobs.job_state(tool, job)
+        if state == "filelog":
             raise NotFoundError(
                 f"Job '{job}' does not have any logs available: its output goes to files "
                 f"in the tool's home (filelog, by default ~/{job}.out and ~/{job}.err)"
             )
+        if state == "missing":
+            raise NotFoundError(f"Job '{job}' does not exist")
 
     async def start_follow(
         self, tool: str, job: str, params: ReadParameters
@@ -139,7 +145,7 @@ class LogsService:
         documentation). Iterate it to the end or ``aclose()`` it: that closes the store tail.
 
         Raises:
-            NotFoundError: the job writes its output to files (filelog).
+            NotFoundError: the job writes its output to files (filelog) or does not exist.
             UnavailableError: ``max_follows`` follows are open already.
         """
         if self._follows >= self._settings.max_follows:
@@ -147,7 +153,7 @@ class LogsService:
                 "too many logs are being followed right now; try again",
                 retry_after=self._settings.retry_after_seconds,
             )
-        await self._check_not_filelog(tool, job)
+        await self._check_has_logs(tool, job)
         delay_ns = int(self._settings.follow_delay_seconds * 1_000_000_000)
         cutoff = self._clock() - delay_ns
         backlog_params = ReadParameters(

@@ -1,6 +1,6 @@
 """The logs API's two doors: the log store (:class:`LogStoreStorage`, VictoriaLogs through
 :mod:`toolforge_logstore`) and the tool's job objects (:class:`ToolImpersonatingJobsStorage`,
-kube-apiserver as the tool, for the filelog check).
+kube-apiserver as the tool: does the job exist, is it a filelog job).
 
 Store failures are mapped to the kit's errors: unreachable, timed out or 5xx ->
 :class:`~toolforge_kit.errors.UnavailableError` (503 with ``Retry-After``); any other refusal
@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from toolforge_auth.tools import namespace_for
 from toolforge_kit.errors import ClusterError, UnavailableError
@@ -30,9 +31,12 @@ from toolforge_logstore import (
     TailQuery,
 )
 
-__all__ = ["LogStoreStorage", "ToolImpersonatingJobsStorage"]
+__all__ = ["JobState", "LogStoreStorage", "ToolImpersonatingJobsStorage"]
 
 _log = logging.getLogger(__name__)
+
+#: See :meth:`ToolImpersonatingJobsStorage.job_state`.
+JobState = Literal["filelog", "stdout", "missing"]
 
 #: The objects the jobs API makes for a job (REFERENCE.md, "Kubernetes mapping").
 _JOB_RESOURCES = (
@@ -172,17 +176,21 @@ class ToolImpersonatingJobsStorage:
         """Close the connection pool."""
         await self._kube.close()
 
-    async def is_filelog(self, tool: str, job: str) -> bool:
-        """Whether the tool has a job ``job`` whose output goes to files (its Job, CronJob or
-        Deployment carries ``jobs.toolforge.org/filelog=yes``). ``False`` for a name that
-        cannot be a job's label value."""
+    async def job_state(self, tool: str, job: str) -> JobState:
+        """What the tool has under the job name ``job``: ``filelog`` when its Job, CronJob or
+        Deployment carries ``jobs.toolforge.org/filelog=yes`` (its output goes to files),
+        ``stdout`` when it exists otherwise, ``missing`` when none exists (also for a name that
+        cannot be a label value, hence no job's name)."""
         if not _label_value(job):
-            return False
-        selector = f"{_JOB_LABEL}={job},{FILELOG_LABEL}=yes"
+            return "missing"
+        found = False
         for resource in _JOB_RESOURCES:
             items, _ = await self._kube.list(
-                resource, namespace_for(tool), as_tool=tool, label_selector=selector
+                resource, namespace_for(tool), as_tool=tool, label_selector=f"{_JOB_LABEL}={job}"
             )
-            if items:
-                return True
-        return False
+            for item in items:
+                labels = (item.get("metadata") or {}).get("labels") or {}
+                if labels.get(FILELOG_LABEL) == "yes":
+                    return "filelog"
+                found = True
+        return "stdout" if found else "missing"

@@ -5,9 +5,8 @@ Every command with the flags users use; the exit code and the output are the ass
 as ``INFO: job 'x' completed`` and ``ERROR: <the API's message>``). Exit codes: 0 ok, 1 the API
 refused (HTTP 4xx), 2 an internal error.
 
-``logs``: 16.x reads the logs API (``/logs/v1/tool/<t>/job/<name>/logs``), which this platform
-does not serve yet; :func:`test_logs_reads_the_logs_api_which_is_not_served_yet` pins today's
-answer and must change when the logs API lands.
+``logs``: 16.x reads the logs API (``/logs/v1/tool/<t>/job/<name>/logs``):
+:func:`test_logs_reads_the_logs_api`, and ``tests/upstream/test_upstream_logs.py``.
 """
 
 from __future__ import annotations
@@ -434,10 +433,9 @@ def test_error_paths(upstream: Upstream) -> None:
     assert names == ["svc0", "svc1", "svc2", "svc3", "svc4", "twice"]
 
 
-def test_logs_reads_the_logs_api_which_is_not_served_yet(upstream: Upstream) -> None:
-    """Today: ``toolforge-jobs logs`` 16.x asks ``/logs/v1/...``, which the gateway does not
-    route, and exits 1 with the gateway's message. When the logs API lands this test must
-    change to read the job's lines (``<datetime> [<pod>] [job] <message>``)."""
+def test_logs_reads_the_logs_api(upstream: Upstream) -> None:
+    """``toolforge-jobs logs`` 16.x reads ``/logs/v1/tool/<t>/job/<name>/logs`` (the logs API)
+    and prints ``<datetime> [<pod>] [<container>] <message>``; more in test_upstream_logs.py."""
     ok(
         upstream.jobs(
             "run",
@@ -450,8 +448,10 @@ def test_logs_reads_the_logs_api_which_is_not_served_yet(upstream: Upstream) -> 
             "--wait",
         )
     )
-    result = upstream.jobs("logs", "chatty")
-    assert result.returncode == 1, result.describe()
-    assert any("ERROR" in line and "logs" in line for line in result.stderr_lines), (
-        result.describe()
-    )
+
+    def printed() -> str:
+        result = ok(upstream.jobs("logs", "chatty"))
+        return result.stdout
+
+    stdout = wait_until(printed, "the job's line in the logs API", timeout=120)
+    assert re.fullmatch(r"\S+Z \[chatty-[^]]+\] \[job\] hi\n", stdout), stdout

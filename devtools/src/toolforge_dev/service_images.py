@@ -81,7 +81,7 @@ SERVICES: tuple[ServiceImage, ...] = (
         "toolforge-jobs-api",
         "toolforge-jobs",
         "toolforge_jobs",
-        ("libs/toolforge_auth", "libs/toolforge_kit", "services/jobs"),
+        ("libs/toolforge_auth", "libs/toolforge_kit", "libs/toolforge_logstore", "services/jobs"),
     ),
     ServiceImage(
         "toolforge-builds-api",

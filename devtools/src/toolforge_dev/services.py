@@ -316,6 +316,11 @@ class PlatformServices:
             "registry_ca_file": str(pki / "cluster-ca.crt"),
             "registry_username": PULL_CREDENTIALS.username,
             "registry_password": PULL_CREDENTIALS.password,
+            # .../jobs/NAME/logs reads the log store too (toolforge_jobs.logstream)
+            "logstore_url": platform_store(self.cluster).url,
+            "logstore_username": LOGSTORE_USER,
+            "logstore_password_file": str(platform_store(self.cluster).password_file),
+            "logstore_ca_file": str(pki / "cluster-ca.crt"),
         }
 
     def builds_api_config(self) -> dict[str, object]:

@@ -1,4 +1,13 @@
-"""Job logs from the pod log API: the NDJSON stream of ``GET .../jobs/{name}/logs``.
+"""Job logs from the log store and the pod log API: the NDJSON stream of
+``GET .../jobs/{name}/logs``.
+
+Without ``follow``, when the log store is configured (``logstore_url``), the lines of the job
+in the store (the last ``logstore_window_seconds``) are merged with the pod log API's lines of
+the job's pods that still exist, one line once (the same pod and container runtime time). The
+store has every line a few seconds after it was printed, including those of deleted and
+replaced pods; the pod log API falls in only for the newest lines of live pods, which the store
+may not have yet. With ``follow`` the pod log API alone is read (as below), so the stream still
+ends with the job.
 
 The logs of a job are those of the ``job`` container of its pods (the newest
 ``logs_max_pods``), read as the tool (:class:`~toolforge_jobs.storage.ToolImpersonatingStorage`)
@@ -11,6 +20,7 @@ finished, the Deployment is gone, the CronJob has no active Job) or after
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -34,10 +44,19 @@ from toolforge_jobs.settings import JobsSettings
 from toolforge_jobs.storage import ToolImpersonatingStorage, gather_all
 from toolforge_kit.errors import APIError, BadRequestError, NotFoundError
 from toolforge_kit.streaming import iter_lines
+from toolforge_logstore import (
+    Direction,
+    LogQuery,
+    LogStoreClient,
+    LogStoreConfig,
+    LogStoreError,
+    StreamSelector,
+)
 
 __all__ = ["PodLogs"]
 
 _log = logging.getLogger(__name__)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class PodLogs:
@@ -69,14 +88,49 @@ class PodLogs:
         if spec.filelog:
             raise NotFoundError(no_logs)  # its output goes to files in the tool's home
         pods = await self._pods_of(tool, name)
-        if not pods:
-            raise NotFoundError(no_logs)
-        if follow:
+        if follow and pods:
             return self._follow(tool, primary, pods, lines)
-        records = await self._read_logs(tool, pods, lines)
+        records = await self._read_logs(tool, pods, lines) if pods else []
+        if not follow:
+            records = _merge(await self._stored(tool, name, lines), records, lines)
         if not records:
             raise NotFoundError(no_logs)
         return _aiter(record.ndjson() for record in records)
+
+    async def _stored(self, tool: str, name: str, lines: int | None) -> list[LogRecord]:
+        """The job's lines in the log store (none when it is not configured or cannot be
+        read: the pod log API still answers)."""
+        settings = self._settings
+        if settings.logstore_url is None or settings.logstore_password_file is None:
+            return []
+        start = time.time_ns() - settings.logstore_window_seconds * 1_000_000_000
+        query = LogQuery(
+            StreamSelector(f"tool-{tool}", job=name),
+            start=start,
+            limit=lines or 10_000,
+            direction=Direction.BACKWARD,
+        )
+        try:
+            config = LogStoreConfig(
+                url=settings.logstore_url,
+                username=settings.logstore_username,
+                password=settings.logstore_password_file.read_text().strip(),
+                ca_file=settings.logstore_ca_file,
+            )
+            async with LogStoreClient(config) as store:
+                entries = await store.query(query)
+        except (LogStoreError, OSError) as exc:
+            _log.warning("tool %s: log store not read for job %s: %s", tool, name, exc)
+            return []
+        return [
+            LogRecord(
+                datetime=_EPOCH + dt.timedelta(microseconds=e.time_ns // 1000),
+                pod=e.pod or "",
+                container=e.container or CONTAINER_NAME,
+                message=e.message,
+            )
+            for e in reversed(entries)
+        ]
 
     async def _pods_of(self, tool: str, name: str) -> list[Obj]:
         pods = await self._storage.list(
@@ -219,6 +273,15 @@ class _Sink:
                 return await self._queue.get()
         except TimeoutError:
             return None
+
+
+def _merge(stored: list[LogRecord], live: list[LogRecord], lines: int | None) -> list[LogRecord]:
+    """Both lists in time order, a line that is in both (same pod, container, time and text;
+    the pod log API's times are read to the microsecond) once; the last ``lines``."""
+    seen = {(r.pod, r.container, r.datetime, r.message) for r in stored}
+    merged = stored + [r for r in live if (r.pod, r.container, r.datetime, r.message) not in seen]
+    merged.sort(key=lambda r: r.datetime)
+    return merged[-lines:] if lines is not None else merged
 
 
 async def _aiter(items: Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -103,6 +103,17 @@ class JobsSettings(BackendSettings):
     #: into every tool namespace; pods of build service images carry it.
     registry_pull_secret: str = "toolforge-registry-pull"  # noqa: S105 - a Secret's name
 
+    #: The log store (VictoriaLogs) that ``.../jobs/{name}/logs`` reads besides the pod log
+    #: API, so lines of deleted or replaced pods are still answered (``logstream.py``);
+    #: ``None``: the pod log API only.
+    logstore_url: str | None = Field(default=None, pattern=r"^https?://")
+    logstore_username: str = "toolforge-logs"
+    #: A file holding the store's password (read on every store read).
+    logstore_password_file: Path | None = None
+    logstore_ca_file: Path | None = None
+    #: How far back a read without ``follow`` looks in the store.
+    logstore_window_seconds: int = Field(default=86_400, ge=60)
+
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSettings:
     """Settings from ``overrides``, the environment and ``config_file`` (YAML mapping of the

@@ -189,10 +189,12 @@ class LogsRequest:
         return [StreamSelector(self.namespace, job=job) for job in self.jobs]
 
     def limit(self, page_size: int) -> int:
-        """Lines each query asks for: a page, the ``seen`` lines it skips, and one more that
-        tells whether the query was cut by its limit."""
+        """Lines each query asks for: a page (no more than the lines still wanted), the
+        ``seen`` lines it skips, and one more that tells whether the query was cut by its
+        limit."""
         seen = self.cursor.seen if self.cursor else 0
-        return min(page_size + seen + 1, MAX_LIMIT)
+        page = page_size if self.lines is None else min(page_size, self.lines)
+        return min(page + seen + 1, MAX_LIMIT)
 
     def follow_up(self, cursor: Cursor, delivered: int) -> LogsRequest:
         """The request of the next page after ``delivered`` lines up to ``cursor``."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
@@ -18,6 +20,7 @@ import httpx
 import pytest
 from kubernetes_asyncio import client as k8s
 
+from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
@@ -286,3 +289,59 @@ async def test_follow_delivers_new_lines_in_bounded_time_and_closes_its_tail(
         return await _tails_open(http) == before
 
     await eventually(closed, "the store tail to close after the client went away", 20)
+
+
+def _client_with(
+    cluster: Cluster, platform: PlatformServices, cert: Path, key: Path
+) -> httpx.AsyncClient:
+    context = ssl.create_default_context(cafile=cluster.pki_dir / "cluster-ca.crt")
+    context.load_cert_chain(cert, key)
+    return httpx.AsyncClient(base_url=platform.gateway_url, verify=context, timeout=60)
+
+
+async def test_only_the_jobs_apis_service_identity_writes_job_events(
+    platform: PlatformServices,
+    cluster: Cluster,
+    tool: Tool,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    pki = cluster.pki_dir
+    path = f"/logs/v1/tool/{tool.name}/source/jobs-api/log"
+    event = {"job_name": "web", "event_type": "created", "user_name": tool.name, "message": "m"}
+    other = CertificateAuthority.load(pki, "cluster-ca").issue_pair(
+        tmp_path, "service-other", subject("service:other", ["toolforge"]), client=True
+    )
+    async with (
+        _client_with(
+            cluster,
+            platform,
+            pki / "service-jobs-api-client.crt",
+            pki / "service-jobs-api-client.key",
+        ) as jobs_api,
+        _client_with(cluster, platform, *other) as stranger,
+    ):
+        reply = await jobs_api.post(path, json=event)
+        assert reply.status_code == 201, reply.text
+        # the jobs API's identity may call that path alone
+        reply = await jobs_api.get(f"/logs/v1/tool/{tool.name}/logs")
+        assert reply.status_code == 403, reply.text
+        # another service, and the tool itself, may not write
+        reply = await stranger.post(path, json=event)
+        assert reply.status_code == 403, reply.text
+        reply = await http.post(path, json={**event, "message": "forged"})
+        assert reply.status_code == 403, reply.text
+        assert "service:jobs-api" in reply.json()["error"][0]
+
+    async def events() -> list[dict[str, Any]]:
+        lines, _ = await read_pages(http, f"/logs/v1/tool/{tool.name}/logs?sources=jobs")
+        return lines
+
+    (stored,) = await eventually(events, "the job event")
+    assert {k: stored[k] for k in ("source", "job_name", "event_type", "user_name", "message")} == {
+        "source": "jobs", "job_name": "web", "event_type": "created", "user_name": tool.name,
+        "message": "m",
+    }  # fmt: skip
+    # a job's own lines never include events
+    reply = await http.get(job_url(tool, "web"))
+    assert "created" not in reply.text

@@ -301,6 +301,8 @@ class PlatformPKI:
         gateway-backend-client.{crt,key}   gateway's client certificate for backends
         jobs-api-server.{crt,key}, builds-api-server.{crt,key},
         envvars-api-server.{crt,key}, logs-api-server.{crt,key}   backend server certs
+        service-jobs-api-client.{crt,key}   the jobs API's service identity towards the
+                                   gateway (CN=service:jobs-api,O=toolforge, cluster CA)
 
     The gateway's server certificate comes from the cluster CA because that is the CA a tool
     already holds in its kubeconfig.
@@ -313,6 +315,9 @@ class PlatformPKI:
     #: Subject of the gateway's client certificate towards the backends.
     GATEWAY_CLIENT_CN = "toolforge-api-gateway"
     BACKENDS = ("jobs-api", "builds-api", "envvars-api", "logs-api")
+    #: Service identities (``CN=service:<name>``) that call the gateway; the gateway's
+    #: ``service_identities`` says which paths each may call.
+    SERVICES = ("jobs-api",)
 
     @classmethod
     def ensure(
@@ -357,6 +362,14 @@ class PlatformPKI:
                 subject(cls.GATEWAY_CLIENT_CN, ["toolforge"]),
                 client=True,
             )
+        for service in cls.SERVICES:
+            if not (directory / f"service-{service}-client.crt").exists():
+                pki.cluster_ca.issue_pair(
+                    directory,
+                    f"service-{service}-client",
+                    subject(f"service:{service}", ["toolforge"]),
+                    client=True,
+                )
         for backend in cls.BACKENDS:
             if not (directory / f"{backend}-server.crt").exists():
                 pki.backend_ca.issue_pair(

@@ -296,6 +296,8 @@ class PlatformServices:
                 "logs": {"url": f"https://localhost:{LOGS_API_PORT}"},
             },
             "public_url": self.gateway_url,
+            # REFERENCE.md, "Logs": the jobs API's identity may only write job events
+            "service_identities": {"jobs-api": [r"/logs/v1/tool/[^/]+/source/jobs-api/log"]},
             "graceful_shutdown_seconds": 5,
         }
 

@@ -57,7 +57,22 @@ __all__ = [
     "parse_cursor",
     "parse_direction",
     "parse_time",
+    "stream_namespace",
 ]
+
+#: The sources a read may select: a container's output, and the jobs API's job events.
+RUN_LOGS: Final = "run-logs"
+JOB_EVENTS: Final = "jobs"
+#: Appended to the tool's namespace for its job events in the store: no Kubernetes namespace
+#: holds a ``/``, so the collector can never write a row there.
+EVENTS_SUFFIX: Final = "/jobs-api"
+
+
+def stream_namespace(namespace: str, source: str) -> str:
+    """The store namespace of ``source`` (:data:`RUN_LOGS` or :data:`JOB_EVENTS`) of the tool
+    whose namespace is ``namespace``."""
+    return namespace + EVENTS_SUFFIX if source == JOB_EVENTS else namespace
+
 
 _DURATION = re.compile(
     r"^(?:(\d{1,9})w)?(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s)?$"
@@ -155,7 +170,8 @@ def parse_cursor(text: str | None) -> Cursor | None:
 class LogsRequest:
     """One page to read: the tool's ``namespace``, the ``jobs`` (empty: every line of the
     namespace), the range ``start_ns <= time < end_ns``, the ``direction``, the lines still
-    wanted (``None``: all) and the ``cursor``.
+    wanted (``None``: all), the ``cursor`` and the ``sources`` (:data:`RUN_LOGS`,
+    :data:`JOB_EVENTS`).
 
     Raises:
         InvalidParameter: an empty range, a cursor outside it, a non-positive ``lines``, or a
@@ -169,6 +185,7 @@ class LogsRequest:
     direction: Direction
     lines: int | None = None
     cursor: Cursor | None = None
+    sources: tuple[str, ...] = (RUN_LOGS,)
 
     def __post_init__(self) -> None:
         if self.start_ns >= self.end_ns:
@@ -183,10 +200,14 @@ class LogsRequest:
             raise InvalidParameter(str(exc)) from None
 
     def selectors(self) -> list[StreamSelector]:
-        """One stream selector per job (or one of the whole namespace)."""
-        if not self.jobs:
-            return [StreamSelector(self.namespace)]
-        return [StreamSelector(self.namespace, job=job) for job in self.jobs]
+        """One stream selector per source and job (or per source, of every job)."""
+        out = []
+        for source in self.sources:
+            namespace = stream_namespace(self.namespace, source)
+            if not self.jobs:
+                out.append(StreamSelector(namespace))
+            out.extend(StreamSelector(namespace, job=job) for job in self.jobs)
+        return out
 
     def limit(self, page_size: int) -> int:
         """Lines each query asks for: a page (no more than the lines still wanted), the

@@ -23,7 +23,10 @@ from datetime import timedelta
 
 from toolforge_auth.tools import namespace_for
 from toolforge_kit.errors import NotFoundError, UnavailableError
+from toolforge_logs.models import NewJobEvent
 from toolforge_logs.query import (
+    JOB_EVENTS,
+    RUN_LOGS,
     InvalidParameter,
     LogsRequest,
     Page,
@@ -32,10 +35,11 @@ from toolforge_logs.query import (
     parse_cursor,
     parse_direction,
     parse_time,
+    stream_namespace,
 )
 from toolforge_logs.settings import LogsSettings
 from toolforge_logs.storage import LogStoreStorage, ToolImpersonatingJobsStorage
-from toolforge_logstore import Direction, LogEntry, StreamSelector, TailQuery
+from toolforge_logstore import Direction, LogEntry, NewLogEntry, StreamSelector, TailQuery
 
 __all__ = ["LogsService", "ReadParameters"]
 
@@ -83,7 +87,13 @@ class LogsService:
         self._follows = 0
 
     def request(
-        self, tool: str, jobs: tuple[str, ...], params: ReadParameters, *, end_ns: int | None = None
+        self,
+        tool: str,
+        jobs: tuple[str, ...],
+        params: ReadParameters,
+        *,
+        end_ns: int | None = None,
+        sources: tuple[str, ...] = (RUN_LOGS,),
     ) -> LogsRequest:
         """The :class:`LogsRequest` of ``params`` for ``tool``'s namespace (``end_ns``: the
         default end instead of now)."""
@@ -105,6 +115,22 @@ class LogsService:
             direction=parse_direction(params.direction),
             lines=params.lines,
             cursor=parse_cursor(params.cursor),
+            sources=sources,
+        )
+
+    async def write_event(self, tool: str, event: NewJobEvent) -> None:
+        """Keep ``event`` (reported by the jobs API) among the tool's job events."""
+        namespace = stream_namespace(namespace_for(tool), JOB_EVENTS)
+        await self._store.insert(
+            [
+                NewLogEntry(
+                    self._clock(),
+                    event.model_dump_json(),
+                    namespace,
+                    job=event.job_name,
+                    container="jobs-api",
+                )
+            ]
         )
 
     async def page(self, request: LogsRequest) -> Page:

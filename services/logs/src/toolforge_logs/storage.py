@@ -28,6 +28,7 @@ from toolforge_logstore import (
     LogStoreConfig,
     LogStoreError,
     LogStoreUnavailableError,
+    NewLogEntry,
     TailQuery,
 )
 
@@ -111,6 +112,18 @@ class LogStoreStorage:
             self._metrics.store_query_duration.observe(time.perf_counter() - started)
         self._metrics.store_queries.labels("query", "ok").inc()
         return entries
+
+    async def insert(self, entries: list[NewLogEntry]) -> None:
+        """Write ``entries`` (searchable about a second later).
+
+        Raises:
+            UnavailableError, ClusterError: see the module documentation.
+        """
+        try:
+            await self._client.insert(entries)
+        except LogStoreError as exc:
+            raise self._map("insert", exc) from exc
+        self._metrics.store_queries.labels("insert", "ok").inc()
 
     @asynccontextmanager
     async def tail(self, query: TailQuery) -> AsyncIterator[AsyncIterator[LogEntry]]:

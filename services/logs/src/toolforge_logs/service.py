@@ -179,7 +179,6 @@ class LogsService:
                 "too many logs are being followed right now; try again",
                 retry_after=self._settings.retry_after_seconds,
             )
-        await self._check_has_logs(tool, job)
         delay_ns = int(self._settings.follow_delay_seconds * 1_000_000_000)
         cutoff = self._clock() - delay_ns
         backlog_params = ReadParameters(
@@ -196,21 +195,29 @@ class LogsService:
             direction=backlog.direction,
             lines=backlog.lines,
         )
-        return self._follow(StreamSelector(backlog.namespace, job=job), backlog, cutoff)
+        first = await self.page(backlog)
+        if not first.entries:
+            await self._check_has_logs(tool, job)
+        backward = backlog.direction is Direction.BACKWARD
+        return self._follow(StreamSelector(backlog.namespace, job=job), first, backward, cutoff)
 
     async def _follow(
-        self, selector: StreamSelector, backlog: LogsRequest, cutoff: int
+        self, selector: StreamSelector, first: Page, backward: bool, cutoff: int
     ) -> AsyncIterator[LogEntry]:
+        """The backlog from its ``first`` page (newest first when ``backward``: sent oldest
+        first), then the tail of the lines from ``cutoff`` on."""
         self._follows += 1
         try:
-            if backlog.direction is Direction.BACKWARD:
-                newest_first: list[LogEntry] = []
-                async for entry in self._pages(backlog):
+            if backward:
+                newest_first = list(first.entries)
+                async for entry in self._pages(first.next):
                     newest_first.append(entry)
                 for entry in reversed(newest_first):
                     yield entry
             else:
-                async for entry in self._pages(backlog):
+                for entry in first.entries:
+                    yield entry
+                async for entry in self._pages(first.next):
                     yield entry
             behind = max(0, self._clock() - cutoff) + 1_000_000_000
             tail = TailQuery(
@@ -226,8 +233,8 @@ class LogsService:
         finally:
             self._follows -= 1
 
-    async def _pages(self, request: LogsRequest) -> AsyncIterator[LogEntry]:
-        current: LogsRequest | None = request
+    async def _pages(self, request: LogsRequest | None) -> AsyncIterator[LogEntry]:
+        current = request
         while current is not None:
             page = await self.page(current)
             for entry in page.entries:

@@ -345,3 +345,32 @@ async def test_only_the_jobs_apis_service_identity_writes_job_events(
     # a job's own lines never include events
     reply = await http.get(job_url(tool, "web"))
     assert "created" not in reply.text
+
+
+async def test_the_jobs_apis_own_logs_endpoint_reads_the_store_once_the_pod_is_gone(
+    http: httpx.AsyncClient, tool: Tool, admin_api: k8s.ApiClient
+) -> None:
+    """``/jobs/v1/.../jobs/NAME/logs`` (older clients): the lines come from the log store when
+    the pod is gone (here deleted within the Job's 30 s TTL, so the Job is still there)."""
+    await run_job(http, tool, "older", "for i in 1 2 3; do echo old $i; done")
+
+    async def in_store() -> bool:
+        lines, _ = await read_pages(http, job_url(tool, "older"))
+        return len(lines) == 3
+
+    await eventually(in_store, "the three lines in the store")
+    core = k8s.CoreV1Api(admin_api)
+    for pod in await job_pods(admin_api, tool, "older"):
+        await core.delete_namespaced_pod(pod.metadata.name, tool.namespace, grace_period_seconds=0)
+
+    async def pods_gone() -> bool:
+        return not await job_pods(admin_api, tool, "older")
+
+    await eventually(pods_gone, "the pod to be deleted", 20)
+    reply = await http.get(f"/jobs/v1/tool/{tool.name}/jobs/older/logs")
+    assert reply.status_code == 200, reply.text
+    lines = [json.loads(line) for line in reply.text.splitlines()]
+    assert [line["message"] for line in lines] == ["old 1", "old 2", "old 3"]
+    assert {line["container"] for line in lines} == {"job"}
+    last = await http.get(f"/jobs/v1/tool/{tool.name}/jobs/older/logs?lines=1")
+    assert [json.loads(line)["message"] for line in last.text.splitlines()] == ["old 3"]

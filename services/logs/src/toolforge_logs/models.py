@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RUN_LOGS",
-    "HealthResponse",
     "JobEvent",
     "LogLine",
     "LogsData",
@@ -135,18 +134,3 @@ class LogsResponse(MessagesResponse):
     """``{data: {logs, next}, messages}``."""
 
     data: LogsData = Field(default_factory=LogsData)
-
-
-class Health(BaseModel):
-    """The process's health."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["OK", "ERROR"] = "OK"
-    message: str = "OK"
-
-
-class HealthResponse(MessagesResponse):
-    """``{health: {status, message}, messages}``."""
-
-    health: Health = Field(default_factory=Health)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from toolforge_logs.models import HealthResponse
+from toolforge_kit.wire import HealthResponse
 
 __all__ = ["router"]
 

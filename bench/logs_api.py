@@ -18,9 +18,9 @@ gateway's client certificate, the identity header), over one kept-alive connecti
 - the store's disk (``du`` of its data directory once merges settle) and memory (RSS, peak),
   and the API process's RSS.
 
-``delay`` (cluster and platform up, ``make up``): a pod in a fresh tool's namespace, labelled as
-job ``delay``, prints ``--rate`` lines per second for ``--seconds`` seconds with its own clock in
-each line. Through the gateway as the tool, the host (a) polls ``.../job/delay/logs`` every
+``delay`` (cluster and platform up, ``make up``): a one-off job ``delay`` of a fresh tool (made
+through the jobs API) prints ``--rate`` lines per second for ``--seconds`` seconds with its own
+clock in each line. Through the gateway as the tool, the host (a) polls ``.../job/delay/logs`` every
 200 ms (all pages) and (b) follows ``.../job/delay/logs_stream``; the delay of a line is when it
 was first returned minus when the pod printed it (same machine clock). p50/p99/max of each.
 """
@@ -39,7 +39,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -232,12 +231,9 @@ async def bench_query(lines: int, queries: int) -> None:
 async def bench_delay(seconds: int, rate: float) -> None:
     import json
 
-    from kubernetes_asyncio import client as k8s
-
     from toolforge_admin.cli import onboarder
     from toolforge_dev.cli import admin_settings
     from toolforge_dev.cluster import Cluster
-    from toolforge_dev.pytest_plugin import new_admin_api
     from toolforge_dev.services import PlatformServices
 
     cluster = Cluster()
@@ -262,35 +258,16 @@ for i in range({count}):
         context.load_cert_chain(
             result.home / ".toolskube" / "client.crt", result.home / ".toolskube" / "client.key"
         )
-        api = await new_admin_api(cluster)
         try:
-            async with api, httpx.AsyncClient(base_url=gateway, verify=context, timeout=60) as http:
-                pod: Any = {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {"name": "delay", "labels": {"app.kubernetes.io/name": "delay"}},
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "securityContext": {
-                            "runAsUser": result.uid,
-                            "runAsGroup": result.uid,
-                            "runAsNonRoot": True,
-                        },
-                        "containers": [
-                            {
-                                "name": "job",
-                                "image": "registry.local/toolforge/python3.11:stable",
-                                "imagePullPolicy": "IfNotPresent",
-                                "command": ["python3", "-c", script],
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                            }
-                        ],
-                    },
+            async with httpx.AsyncClient(base_url=gateway, verify=context, timeout=60) as http:
+                job = {
+                    "name": "delay",
+                    "cmd": f"python3 -c '{script}'",
+                    "imagename": "python3.11",
+                    "filelog": False,
                 }
-                await k8s.CoreV1Api(api).create_namespaced_pod(result.namespace, pod)
+                created = await http.post(f"/jobs/v1/tool/{tool}/jobs", json=job)
+                check(created.status_code in (200, 201), created.text)
                 base = f"/logs/v1/tool/{tool}/job/delay"
 
                 async def follow() -> None:

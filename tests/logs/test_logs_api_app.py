@@ -257,8 +257,9 @@ async def test_a_follow_closes_its_store_tail_when_the_client_goes_away(
         try:
             async with client.stream("GET", f"/v1/tool/{tool}/job/j/logs_stream?lines=5") as reply:
                 assert reply.status_code == 200
+                lines = reply.aiter_lines()  # kept referenced (see test_logs_api_cluster.py)
                 async with asyncio.timeout(30):
-                    async for raw in reply.aiter_lines():
+                    async for raw in lines:
                         seen.append(json.loads(raw)["message"])
                         if len(seen) >= 4:
                             break

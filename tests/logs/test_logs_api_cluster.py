@@ -268,8 +268,12 @@ async def test_follow_delivers_new_lines_in_bounded_time_and_closes_its_tail(
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("application/x-ndjson")
 
+        # one iterator, kept referenced: an abandoned one is finalised, which closes the
+        # response (and the follow) before the metric is read
+        lines = reply.aiter_lines()
+
         async def read() -> None:
-            async for line in reply.aiter_lines():
+            async for line in lines:
                 seen.append(json.loads(line))
                 printed = seen[-1]["datetime"]
                 if len(seen) >= 3 and printed > time.strftime(

@@ -96,6 +96,8 @@ def test_jobs_logs_follow_prints_new_lines_and_stops_on_ctrl_c(
         "HOME": str(upstream.home),
         "LANG": "C.UTF-8",
         "TERM": "dumb",
+        # a terminal gets each line as it comes; a pipe would get them in 8 KiB blocks
+        "PYTHONUNBUFFERED": "1",
         **upstream.env,
     }
     started = time.monotonic()

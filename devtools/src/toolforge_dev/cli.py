@@ -186,7 +186,8 @@ do to tools.<tool>@toolforge.org, batched per tool for 30 s; read them in the Ma
 Its metrics: https://localhost:{EMAILER_PORT}/metrics
 [bold]Log store[/] {platform_store(cluster).url} (VictoriaLogs, user \
 {platform_store(cluster).credentials.username}, password in \
-{platform_store(cluster).password_file})
+{platform_store(cluster).password_file}); the logs API reads it: \
+{gateway}/logs/v1/tool/{DEMO_TOOL}/job/hello/logs (what `toolforge jobs logs` reads)
 """
 
 

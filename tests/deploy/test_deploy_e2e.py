@@ -74,6 +74,14 @@ async def test_one_off_job_through_the_in_cluster_gateway(
     assert logs.status_code == 200, logs.text
     lines = [json.loads(line) for line in logs.text.splitlines()]
     assert [line["message"] for line in lines] == ["hello from the in-cluster API"]
+    # The in-cluster logs API reads the same line from the log store (a few seconds later).
+    found: list[str] = []
+    while time.monotonic() < deadline + 60 and not found:
+        page = await client.get(f"/logs/v1/tool/{tool.name}/job/hello/logs")
+        assert page.status_code == 200, page.text
+        found = [line["message"] for line in page.json()["data"]["logs"]]
+        await asyncio.sleep(0.5)
+    assert found == ["hello from the in-cluster API"]
     # The answer came from the in-cluster deployment: its gateway advertises the NodePort URL,
     # and the jobs API pods are the chart's.
     spec = (await client.get("/openapi.json")).json()

@@ -171,8 +171,15 @@ async def test_build_with_the_cli_then_run_the_image_as_a_job(
     assert [s.name for s in pod.spec.image_pull_secrets] == [PULL_SECRET]
     assert not pod.spec.volumes or all(v.host_path is None for v in pod.spec.volumes)
     assert pod.status.container_statuses[0].image_id.endswith(digest)
-    logs = await atoolforge(tool, "jobs", "logs", "hello")
-    assert logs.returncode == 0, logs.stderr
+    # the logs API reads the log store, which has a line a few seconds after it is printed
+    # (docs/logs.md): poll, within a bound
+    deadline = time.monotonic() + 60
+    while True:
+        logs = await atoolforge(tool, "jobs", "logs", "hello")
+        assert logs.returncode == 0, logs.stderr
+        if GREETING in logs.stdout or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
     assert GREETING in logs.stdout
 
     # pinned to the digest the build reported: accepted and pulled by digest

@@ -118,6 +118,15 @@ CASES: dict[str, dict[str, Any]] = {
         "continuous": True,
         "health_check": {"type": "script", "script": "test -f /tmp/alive"},
     },
+    "continuous-published": {
+        "name": "web",
+        "cmd": "python3 app.py",
+        "imagename": "python3.11",
+        "continuous": True,
+        "replicas": 2,
+        "port": 8000,
+        "publish": "/",
+    },
     "mount-none": {
         # mount: none is only for build service images (the service refuses it otherwise)
         "name": "sandbox",

@@ -7,7 +7,8 @@ Objects are plain JSON dicts in the API's camelCase, ready for kubernetes_asynci
 - scheduled -> ``batch/v1`` CronJob (``concurrencyPolicy: Forbid``,
   ``startingDeadlineSeconds`` 30, history limits 1, ``activeDeadlineSeconds`` = timeout);
 - continuous -> ``apps/v1`` Deployment (``Recreate`` with 1 replica, else ``RollingUpdate``)
-  plus a ClusterIP Service named after the job when it has a port.
+  plus a ClusterIP Service named after the job when it has a port; a published job's pods
+  get a ``preStop`` sleep (its ``HTTPRoute`` is built by :mod:`toolforge_jobs.routes`).
 
 Every object, Job template and pod carries the labels of :func:`job_labels`. The primary
 object (Job, CronJob or Deployment) also carries annotation :data:`SPEC_ANNOTATION`: the
@@ -56,6 +57,7 @@ __all__ = [
     "INSTANTIATE_ANNOTATION",
     "LIVENESS_PROBE",
     "MANAGED_BY",
+    "PRESTOP_SLEEP_SECONDS",
     "RESTARTED_AT_ANNOTATION",
     "SPEC_ANNOTATION",
     "STARTUP_PROBE",
@@ -92,6 +94,11 @@ CONTAINER_NAME = "job"
 HOME_VOLUME = "home"
 LABEL_VERSION = "2"
 TERMINATION_GRACE_SECONDS = 15
+#: Seconds a pod of a published job keeps serving after it is told to stop (``preStop``
+#: sleep, within :data:`TERMINATION_GRACE_SECONDS`): the Gateway (Traefik, which applies
+#: EndpointSlice changes at most every 2 s) stops sending it requests meanwhile, so a rolling
+#: restart drops none (docs/web-traffic.md).
+PRESTOP_SLEEP_SECONDS = 5
 JOB_TTL_SECONDS = 30
 STARTING_DEADLINE_SECONDS = 30
 #: Probe timing: up to 5 minutes (60 x 5 s) to start, then 3 failures 10 s apart restart it.
@@ -301,6 +308,8 @@ def _container(spec: JobSpec, tool: ToolContext, image: str) -> dict[str, Any]:
     if handler is not None:
         container["startupProbe"] = {**copy.deepcopy(handler), **STARTUP_PROBE}
         container["livenessProbe"] = {**handler, **LIVENESS_PROBE}
+    if spec.publish is not None:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}}
     return container
 
 

@@ -73,6 +73,7 @@ __all__ = [
     "MountOption",
     "OneOffJobOut",
     "PortProtocol",
+    "PublishPath",
     "Quota",
     "QuotaCategory",
     "QuotaItem",
@@ -106,6 +107,9 @@ JobType = Literal["one-off", "scheduled", "continuous"]
 EmailOption = Literal["none", "all", "onfinish", "onfailure"]
 MountOption = Literal["all", "none"]
 PortProtocol = Literal["tcp", "udp"]
+#: What a continuous job may publish (REFERENCE.md, "The wire as production serves it"): the
+#: whole host of its tool, ``https://<tool>.<public domain>/``.
+PublishPath = Literal["/"]
 StatusShort = Literal["pending", "running", "succeeded", "failed", "unknown"]
 
 
@@ -260,6 +264,11 @@ class JobSpec(_Request):
         default=None, description="tcp or udp (continuous with a port; default tcp)."
     )
     health_check: HealthCheck | None = Field(default=None, description="(continuous)")
+    publish: PublishPath | None = Field(
+        default=None,
+        description="Serve the job at https://<tool>.<public domain>/ (continuous with a tcp "
+        'port; only "/"; at most one job per tool).',
+    )
 
     _user_set: frozenset[str] = PrivateAttr(default=frozenset())
 
@@ -338,6 +347,16 @@ class JobSpec(_Request):
             raise JobSpecError("replicas", f"must be at least 1 (got {value})")
         return value
 
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _publish(cls, value: Any) -> Any:
+        if value is not None and value != "/":
+            raise JobSpecError(
+                "publish",
+                f'must be "/" (a job is published at the root of its tool\'s host; got {value!r})',
+            )
+        return value
+
     @field_validator("port")
     @classmethod
     def _port(cls, value: int | None) -> int | None:
@@ -354,7 +373,7 @@ class JobSpec(_Request):
             raise JobSpecError("retry", "is only valid for one-off and scheduled jobs")
         if self.timeout is not None and kind != "scheduled":
             raise JobSpecError("timeout", "is only valid for scheduled jobs")
-        for field in ("replicas", "port", "port_protocol", "health_check"):
+        for field in ("replicas", "port", "port_protocol", "health_check", "publish"):
             if getattr(self, field) is not None and kind != "continuous":
                 raise JobSpecError(field, "is only valid for continuous jobs")
         if kind == "continuous":
@@ -403,6 +422,11 @@ class JobSpec(_Request):
                     "of a job with a port must start with a letter and contain no '.' "
                     "(it names the job's Service, a DNS-1035 label)",
                 )
+        if self.publish is not None:
+            if self.port is None:
+                raise JobSpecError("publish", "needs a port (the port the job serves HTTP on)")
+            if self.port_protocol != "tcp":
+                raise JobSpecError("publish", "needs a tcp port (HTTP runs over TCP)")
         if isinstance(self.health_check, HttpHealthCheck):
             if self.port is None:
                 raise JobSpecError("health_check", "type http needs a port")
@@ -512,7 +536,7 @@ _COMMON_FIELDS = (
 _TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "one-off": ("retry",),
     "scheduled": ("schedule", "retry", "timeout"),
-    "continuous": ("replicas", "port", "port_protocol", "health_check"),
+    "continuous": ("replicas", "port", "port_protocol", "health_check", "publish"),
 }
 #: Always in a job's JSON, set by the user or not (the clients need them).
 _ALWAYS = frozenset({"name", "cmd", "imagename", "job_type"})
@@ -534,6 +558,9 @@ class Job(JobSpec):
     status_short: str = Field(description='Legacy short status, e.g. "Running".')
     status_long: str = Field(description="Legacy human explanation of the status.")
     status: JobStatus
+    public_url: str | None = Field(
+        default=None, description="Where a published job answers (continuous with publish)."
+    )
 
     @classmethod
     def from_spec(
@@ -546,6 +573,7 @@ class Job(JobSpec):
         status_long: str,
         schedule_actual: str | None = None,
         image_state: str = "unknown",
+        public_url: str | None = None,
     ) -> Job:
         """Combine a stored spec (validated) with what was read from the cluster. The spec's
         rules are not run again (they are slow for schedules, and a list builds many jobs)."""
@@ -559,6 +587,7 @@ class Job(JobSpec):
             status_short=status_short,
             status_long=status_long,
             status=status,
+            public_url=public_url,
         )
         job._user_set = spec.user_set
         return job
@@ -568,7 +597,9 @@ class Job(JobSpec):
         it"): the fields of its type only, none of them ``null``; with ``include_unset`` false,
         only the fields the user set (and ``name``, ``cmd``, ``imagename``, ``job_type``), so that
         ``dump`` writes what ``load`` accepts back. With ``include_unset``, a filelog job shows
-        its default files (``/data/project/<tool>/<name>.out|.err``)."""
+        its default files (``/data/project/<tool>/<name>.out|.err``) and a published job its
+        ``public_url`` (left out otherwise: upstream's ``dump`` warns about keys it does not
+        know)."""
         out: dict[str, Any] = {}
         for field in (*_COMMON_FIELDS, *_TYPE_FIELDS[self.kind]):
             if not include_unset and field not in _ALWAYS and field not in self.user_set:
@@ -587,6 +618,8 @@ class Job(JobSpec):
         out["status_short"] = self.status_short
         out["status_long"] = self.status_long
         out["status"] = self.status.wire()
+        if include_unset and self.kind == "continuous" and self.public_url is not None:
+            out["public_url"] = self.public_url
         return out
 
 
@@ -638,6 +671,13 @@ class ContinuousJobOut(_JobOutBase):
     port: int | SkipJsonSchema[None] = _absent("The port served.")
     port_protocol: PortProtocol | SkipJsonSchema[None] = _absent("tcp or udp (with a port).")
     health_check: HealthCheck | SkipJsonSchema[None] = _absent("The health check, if any.")
+    publish: PublishPath | SkipJsonSchema[None] = _absent(
+        'Published at the root ("/") of the tool\'s host.'
+    )
+    public_url: str | SkipJsonSchema[None] = _absent(
+        "The URL a published job answers at, e.g. https://<tool>.toolforge.org/ (with "
+        "include_unset only)."
+    )
 
 
 #: A job in an answer: its shape depends on ``job_type``.

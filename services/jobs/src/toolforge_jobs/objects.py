@@ -35,7 +35,13 @@ MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={JOBS_MANAGER}"
 #: The label that names a job's objects and pods (REFERENCE.md, "Kubernetes mapping").
 NAME_LABEL = "app.kubernetes.io/name"
 #: The resource (plural) of each kind the jobs API writes.
-PLURAL = {"Job": "jobs", "CronJob": "cronjobs", "Deployment": "deployments", "Service": "services"}
+PLURAL = {
+    "Job": "jobs",
+    "CronJob": "cronjobs",
+    "Deployment": "deployments",
+    "Service": "services",
+    "HTTPRoute": "httproutes",
+}
 EPOCH = dt.datetime.fromtimestamp(0, dt.UTC)
 
 

@@ -31,6 +31,10 @@ Rules:
   must exist in the registry (400 otherwise, :class:`~toolforge_jobs.registry.BuiltImageRegistry`);
   pods pull them from the pull endpoint with the tool's image pull Secret. ``images`` lists
   them after the image-config list.
+- publish (continuous, ``publish: "/"``): an ``HTTPRoute`` of the job's name, owned by the
+  Deployment and created after its Service (:mod:`toolforge_jobs.routes`), replaced with the
+  job (a port change changes its backend port), deleted with it or when ``publish`` goes;
+  409 naming the job (or route) that already serves that path of the tool's host.
 """
 
 from __future__ import annotations
@@ -42,7 +46,12 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from toolforge_auth.tools import HOME_ANNOTATION, UID_ANNOTATION, namespace_for
+from toolforge_auth.tools import (
+    HOME_ANNOTATION,
+    UID_ANNOTATION,
+    namespace_for,
+    tool_of_namespace,
+)
 from toolforge_jobs.builders import (
     ToolContext,
     UnreadableJobError,
@@ -87,6 +96,7 @@ from toolforge_jobs.objects import (
     utcnow,
 )
 from toolforge_jobs.registry import BuiltImageRegistry
+from toolforge_jobs.routes import build_route, path_holder, public_url
 from toolforge_jobs.settings import JobsSettings
 from toolforge_jobs.snapshot import LRU, JobMemo, Snapshot
 from toolforge_jobs.status import compute_status
@@ -102,6 +112,8 @@ from toolforge_kit.errors import (
 __all__ = ["MANAGED_SELECTOR", "JobsService", "ListResult", "image_catalog"]
 
 _PUT_ATTEMPTS = 3
+#: Kinds created after a Deployment and owned by it.
+_DEPENDENTS = ("Service", "HTTPRoute")
 #: Primary object versions whose spec and last Job are kept (:class:`JobMemo`).
 _MEMO_SIZE = 16384
 #: What reading a job from objects the tool may have edited by hand can raise (a missing
@@ -160,6 +172,7 @@ class JobsService:
         self._built = built
         self._images = images
         self._settings = settings
+        self._web = settings.web()
         self._cache = cache
         self._clock = clock
         self._memo: LRU[tuple[str, str], JobMemo] = LRU(_MEMO_SIZE)
@@ -219,6 +232,7 @@ class JobsService:
             image_state = "stable"  # the build service's images have no life cycle states
         if memo.job is None or memo.report != report or memo.job.image_state != image_state:
             memo.report = report
+            tool = tool_of_namespace(str(data.get("namespace") or ""))
             memo.job = Job.from_spec(
                 spec,
                 image=memo.image,
@@ -227,6 +241,9 @@ class JobsService:
                 status_short=report.status_short,
                 status_long=report.status_long,
                 schedule_actual=memo.schedule_actual,
+                public_url=public_url(tool, spec.publish, self._web)
+                if tool is not None and spec.publish is not None
+                else None,
             )
         return memo.job
 
@@ -374,17 +391,24 @@ class JobsService:
             BadRequestError: ``mount: none`` on a standard image (upstream's message).
             JobSpecError: unknown image, memory/cpu outside the LimitRange, filelog path
                 outside the home.
+            ConflictError: ``publish`` names a path of the tool's host that another job's
+                (or another) HTTPRoute already serves.
         """
         if spec.mount == "none" and not is_buildservice_image(spec.imagename):
             raise BadRequestError("Mount type none is only supported for build service images")
-        (image, pull_secret), context, limit_range, existing = await gather_all(
+        (image, pull_secret), context, limit_range, existing, routes = await gather_all(
             self._image_reference(tool, spec.imagename),
             self._tool_context(tool),
             self._storage.get(tool, "limitranges", namespace_for(tool)),
             self._find(tool, spec.name),
+            self._storage.list(tool, "httproutes") if spec.publish else _none(),
         )
         check_limits(spec, limit_range)
         objects = build_objects(spec, context, image, pull_secret=pull_secret)
+        route = build_route(spec, context, self._web)
+        if route is not None and spec.publish is not None:
+            self._check_path_free(tool, spec.name, spec.publish, routes or [])
+            objects.append(route)
         return objects, existing, context
 
     async def _image_reference(self, tool: str, imagename: str) -> tuple[str, str | None]:
@@ -401,14 +425,28 @@ class JobsService:
             raise JobSpecError("imagename", "build service images are not available here")
         return await self._built.resolve(built), self._settings.registry_pull_secret
 
+    def _check_path_free(self, tool: str, name: str, path: str, routes: list[Obj]) -> None:
+        """409 when a route other than job ``name``'s serves ``path`` of the tool's host."""
+        holder = path_holder(routes, name, path)
+        if holder is None:
+            return
+        made_by_us = any(
+            manages(r) and (meta(r).get("labels") or {}).get(NAME_LABEL) == holder for r in routes
+        )
+        what = f"job '{holder}'" if made_by_us else f"HTTPRoute '{holder}'"
+        raise ConflictError(
+            f"publish: {public_url(tool, path, self._web)} is already published by {what}; "
+            "a tool can publish one job per path: unpublish or delete it first"
+        )
+
     async def _create_objects(self, tool: str, objects: list[Obj]) -> Obj:
-        """Create ``objects`` in order (a Service becomes owned by the Deployment before it, so
-        the garbage collector removes it with the Deployment); on any failure delete what was
-        created and re-raise. Returns the created primary."""
+        """Create ``objects`` in order (a Service or HTTPRoute becomes owned by the Deployment
+        before it, so the garbage collector removes it with the Deployment); on any failure
+        delete what was created and re-raise. Returns the created primary."""
         created: list[Obj] = []
         try:
             for obj in objects:
-                if obj["kind"] == "Service" and created:
+                if obj["kind"] in _DEPENDENTS and created:
                     obj = owned_by(obj, created[0])
                 created.append(await self._storage.create(tool, obj))
         except BaseException:
@@ -427,9 +465,13 @@ class JobsService:
         name = meta(primary).get("name", "")
         await self._storage.delete(tool, PLURAL[primary["kind"]], name)
         if primary.get("kind") == "Deployment":
-            service = await self._storage.get(tool, "services", name)
-            if service is not None and manages(service):
-                await self._storage.delete(tool, "services", name)
+            route, service = await gather_all(
+                self._storage.get(tool, "httproutes", name),
+                self._storage.get(tool, "services", name),
+            )
+            for plural, obj in (("httproutes", route), ("services", service)):
+                if obj is not None and manages(obj):
+                    await self._storage.delete(tool, plural, name)
 
     async def _has_ended(self, tool: str, job: Obj) -> bool:
         """Whether a one-off job has finished, by its conditions or, before the Job controller
@@ -489,22 +531,25 @@ class JobsService:
         return True, f"Job {spec.name} was updated in storage and runtime"
 
     async def _replace(self, tool: str, existing: Obj, objects: list[Obj]) -> None:
-        """Replace a CronJob or Deployment in place and converge its Service."""
+        """Replace a CronJob or Deployment in place and converge its Service and HTTPRoute
+        (the route goes before the Service it points to, and comes after it)."""
         stored = await self._put(tool, objects[0], existing)
         if stored.get("kind") != "Deployment":
             return
         name = meta(stored).get("name", "")
-        wanted = next((o for o in objects[1:] if o["kind"] == "Service"), None)
-        current = await self._storage.get(tool, "services", name)
-        if wanted is None:
-            if current is not None and manages(current):
-                await self._storage.delete(tool, "services", name)
-            return
-        wanted = owned_by(wanted, stored)
-        if current is None:
-            await self._storage.create(tool, wanted)
-        else:
-            await self._put(tool, wanted, current)
+        wanted = {o["kind"]: o for o in objects[1:]}
+        order = ("Service", "HTTPRoute") if "HTTPRoute" in wanted else ("HTTPRoute", "Service")
+        for kind in order:
+            current = await self._storage.get(tool, PLURAL[kind], name)
+            if kind not in wanted:
+                if current is not None and manages(current):
+                    await self._storage.delete(tool, PLURAL[kind], name)
+                continue
+            obj = owned_by(wanted[kind], stored)
+            if current is None:
+                await self._storage.create(tool, obj)
+            else:
+                await self._put(tool, obj, current)
 
     async def _put(self, tool: str, wanted: Obj, current: Obj) -> Obj:
         """Replace ``current`` by ``wanted`` with optimistic concurrency: the PUT carries the
@@ -551,7 +596,7 @@ class JobsService:
         await gather_all(
             *(
                 self._storage.delete_collection(tool, plural, MANAGED_SELECTOR)
-                for plural in ("jobs", "cronjobs", "deployments", "services")
+                for plural in ("jobs", "cronjobs", "deployments", "services", "httproutes")
             )
         )
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from toolforge_jobs.routes import WebSettings
 from toolforge_kit.settings import BackendSettings
 from toolforge_kit.settings import load_settings as load_backend_settings
 
@@ -113,6 +114,30 @@ class JobsSettings(BackendSettings):
     logstore_ca_file: Path | None = None
     #: How far back a read without ``follow`` looks in the store.
     logstore_window_seconds: int = Field(default=86_400, ge=60)
+
+    #: Published jobs (``publish: "/"``, :mod:`toolforge_jobs.routes`): a tool is served at
+    #: ``<tool>.<public_domain>`` through the Gateway ``gateway_namespace/gateway_name``; the
+    #: admission policy on tool routes must name the same domain and Gateway.
+    public_domain: str = Field(default="toolforge.org", min_length=1)
+    gateway_namespace: str = Field(default="toolforge-web", min_length=1)
+    gateway_name: str = Field(default="web", min_length=1)
+    #: The public URL of a tool's host (``public_url`` of a published job, plus its path),
+    #: with ``{tool}`` and ``{domain}``; locally ``http://{tool}.{domain}:30000`` (NodePort).
+    public_url_template: str = "https://{tool}.{domain}"
+
+    @model_validator(mode="after")
+    def _check_web(self) -> JobsSettings:
+        self.web()  # raises ValueError for a bad public_url_template
+        return self
+
+    def web(self) -> WebSettings:
+        """The web settings of published jobs."""
+        return WebSettings(
+            public_domain=self.public_domain,
+            gateway_namespace=self.gateway_namespace,
+            gateway_name=self.gateway_name,
+            url_template=self.public_url_template,
+        )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> JobsSettings:

@@ -67,6 +67,12 @@ RESOURCES: dict[str, Resource] = _resources(
     Resource("/api/v1", "resourcequotas", "ResourceQuota", "v1"),
     Resource("/api/v1", "limitranges", "LimitRange", "v1"),
     Resource("/api/v1", "configmaps", "ConfigMap", "v1"),
+    Resource(
+        "/apis/gateway.networking.k8s.io/v1",
+        "httproutes",
+        "HTTPRoute",
+        "gateway.networking.k8s.io/v1",
+    ),
 )
 _BY_KIND = {r.kind: r for r in RESOURCES.values()}
 _NAMESPACES = Resource("/api/v1", "namespaces", "Namespace", "v1")

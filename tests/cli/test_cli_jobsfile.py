@@ -259,7 +259,8 @@ def test_options_keys_are_the_long_flag_names() -> None:
     assert OPTION_KEYS == (
         "name", "command", "image", "schedule", "continuous", "retry", "mem", "cpu",
         "emails", "mount", "filelog", "no-filelog", "filelog-stdout", "filelog-stderr",
-        "timeout", "health-check-script", "health-check-http", "port", "replicas", "wait",
+        "timeout", "health-check-script", "health-check-http", "port", "replicas", "publish",
+        "wait",
     )  # fmt: skip
 
 

@@ -210,14 +210,34 @@ def test_jobs_list_long_flag_is_deprecated_but_works(home: Home, gateway: Record
 @pytest.mark.parametrize(
     "publish", [["--publish"], ["--publish", "/"], ["--publish=/"]], ids=["bare", "slash", "eq"]
 )
-def test_run_publish_is_refused_before_any_request(
+def test_run_publish_sends_publish_slash(
     home: Home, gateway: RecordedGateway, publish: list[str]
 ) -> None:
+    gateway.on("POST", "/jobs", envelope(job=PRODUCTION_ONE_OFF), 201)
     args = ["jobs", "run", "web", "--command", "./serve", "--image", "python3.11"]
     result = run_cli([*args, "--continuous", "-p", "8000", *publish], clean_env(home))
+    assert result.exit_code == 0, result.stderr
+    ((_, _, _, body),) = gateway.sent()
+    assert (body["publish"], body["port"], body["job_type"]) == ("/", 8000, "continuous")
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--publish"], "--publish is only valid with --continuous"),
+        (["--continuous", "--publish"], "--publish needs a TCP --port"),
+        (["--continuous", "-p", "53/udp", "--publish"], "--publish needs a TCP --port"),
+        (["--continuous", "-p", "80", "--publish=/api"], "--publish: Input should be '/'"),
+    ],
+    ids=["one-off", "no-port", "udp", "path"],
+)
+def test_run_publish_is_checked_before_any_request(
+    home: Home, gateway: RecordedGateway, extra: list[str], problem: str
+) -> None:
+    args = ["jobs", "run", "web", "--command", "./serve", "--image", "python3.11"]
+    result = run_cli([*args, *extra], clean_env(home))
     assert result.exit_code == 1
-    assert "--publish: publishing a job on the web" in result.stderr
-    assert "not available on this platform yet" in result.stderr
+    assert problem in result.stderr, result.stderr
     assert gateway.requests == []
 
 

@@ -217,14 +217,41 @@ def test_upstream_dump_files_load() -> None:
     }
 
 
-def test_publish_in_jobs_yaml_is_refused_with_its_own_message() -> None:
+def test_publish_in_jobs_yaml_goes_to_the_api_and_back() -> None:
     text = "- {name: web, command: x, image: i, continuous: true, port: 80, publish: /}\n"
+    (entry,) = parse_jobs_file(text)
+    assert entry.to_body()["publish"] == "/"
+    job = Job.model_validate(
+        {**entry.to_body(), "image_state": "stable", "public_url": "https://t.example/"}
+    )
+    assert options_from_job(job) == entry  # dump writes what load sent
     with pytest.raises(UserError) as info:
-        parse_jobs_file(text)
+        parse_jobs_file("- {name: web, command: x, image: i, continuous: true, publish: /}\n")
     assert info.value.details == [
-        "entry 1 ('web'): publish: publishing a job on the web (upstream's --publish) is not "
-        "available on this platform yet: the jobs API does not publish jobs; nothing was sent"
+        "entry 1 ('web'): publish needs a TCP port (the job serves HTTP on it)"
     ]
+
+
+def test_show_has_a_public_row_with_the_url() -> None:
+    job = Job.model_validate(
+        {
+            "name": "web",
+            "cmd": "x",
+            "imagename": "i",
+            "job_type": "continuous",
+            "port": 80,
+            "publish": "/",
+            "public_url": "https://t.toolforge.org/",
+        }
+    )
+    console = Console(width=200, record=True)
+    console.print(job_detail_table(job))
+    rows = [line.strip() for line in console.export_text().splitlines()]
+    assert any(r.startswith("Public:") and r.endswith("https://t.toolforge.org/") for r in rows)
+    unpublished = job.model_copy(update={"publish": None, "public_url": None})
+    console = Console(width=200, record=True)
+    console.print(job_detail_table(unpublished))
+    assert "Public:" not in console.export_text()
 
 
 # -- errors -------------------------------------------------------------------------------

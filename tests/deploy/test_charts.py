@@ -206,6 +206,28 @@ def test_jobs_api_rbac_is_impersonation_and_reads_only() -> None:
         ]
 
 
+@pytest.mark.parametrize(
+    ("values", "domain", "url"),
+    [
+        ("production", "toolforge.org", "https://{tool}.{domain}"),
+        ("local", "toolforge.local", "http://{tool}.{domain}:30000"),
+    ],
+)
+def test_jobs_api_values_name_the_public_domain_and_gateway(
+    values: str, domain: str, url: str
+) -> None:
+    """Published jobs: the settings name the domain and the Gateway; the API writes the
+    HTTPRoutes as the tool, so its own ClusterRole stays as above (no HTTPRoute rights)."""
+    objects = render("jobs-api", values)
+    config = JobsSettings.model_validate(
+        yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    )
+    assert (config.public_domain, config.public_url_template) == (domain, url)
+    assert (config.gateway_namespace, config.gateway_name) == ("toolforge-web", "web")
+    for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
+        assert all("gateway.networking.k8s.io" not in r["apiGroups"] for r in role["rules"])
+
+
 def test_builds_api_rbac_stays_in_the_builds_namespace() -> None:
     objects = render("builds-api", "local")
     assert by_kind(objects, "ClusterRole") == []

@@ -32,6 +32,7 @@ from toolforge_auth.tls import server_ssl_context
 from toolforge_dev.cli import admin_settings
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool, admin_kube, fresh_tool_name, new_admin_api
+from toolforge_dev.web_manifests import jobs_api_web_settings
 from toolforge_jobs.app import create_app
 from toolforge_jobs.settings import JobsSettings
 
@@ -87,6 +88,7 @@ def api_settings(pki: Path, kubeconfig: Path, **overrides: Any) -> JobsSettings:
         "backend_ca_file": pki / "backend-ca.crt",
         "kubeconfig": kubeconfig,
         "logs_poll_seconds": 0.5,
+        **jobs_api_web_settings(),
         **overrides,
     }
     return JobsSettings(**values)

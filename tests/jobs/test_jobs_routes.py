@@ -15,8 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from golden import assert_golden
-from toolforge_dev.webapp import tool_route
 from toolforge_dev.web_manifests import GATEWAY_NAME, NAMESPACE, PUBLIC_DOMAIN
+from toolforge_dev.webapp import tool_route
 from toolforge_jobs.builders import PRESTOP_SLEEP_SECONDS, ToolContext, build_objects, job_labels
 from toolforge_jobs.models import Job, JobSpec, JobStatus, validation_messages
 from toolforge_jobs.routes import WebSettings, build_route, path_holder, public_url
@@ -114,7 +114,7 @@ def test_published_pods_stop_slowly_and_others_do_not(tool: ToolContext) -> None
     container = published["spec"]["template"]["spec"]["containers"][0]
     assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}}
     grace = published["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert PRESTOP_SLEEP_SECONDS < grace
+    assert grace > PRESTOP_SLEEP_SECONDS
     assert "startupProbe" in container  # readiness waits for the port
     plain = build_objects(JobSpec.model_validate({**WEB, "publish": None}), tool, "img")[0]
     assert "lifecycle" not in plain["spec"]["template"]["spec"]["containers"][0]
@@ -177,3 +177,15 @@ def test_settings_defaults_are_production_like() -> None:
         "web",
     )
     assert public_url("t", "/", web) == "https://t.toolforge.org/"
+
+
+def test_the_tools_role_allows_every_route_call_the_api_makes_as_the_tool() -> None:
+    """The API writes routes by impersonation, with the tool's RBAC: get (delete, replace),
+    list (the one-job-per-path check), create, update (PUT on a port change), delete,
+    deletecollection (flush)."""
+    from toolforge_admin.web_policies import TOOL_ROUTE_RULE
+
+    assert TOOL_ROUTE_RULE["resources"] == ["httproutes"]
+    assert {"get", "list", "create", "update", "delete", "deletecollection"} <= set(
+        TOOL_ROUTE_RULE["verbs"]
+    )

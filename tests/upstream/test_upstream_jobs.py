@@ -20,6 +20,8 @@ import yaml
 from upstream.conftest import Upstream, wait_until
 
 from toolforge_dev.upstream_clients import UpstreamResult
+from toolforge_dev.web import web_url
+from toolforge_dev.webapp import tool_host
 
 pytestmark = pytest.mark.cluster
 
@@ -334,6 +336,42 @@ def test_dump_then_load_changes_nothing_and_an_edit_updates(upstream: Upstream) 
     assert ok(upstream.jobs("list", "-o", "name")).stdout.split() == ["later", "nightly", "web"]
 
 
+def test_publish_serves_the_job_at_the_tool_host(upstream: Upstream) -> None:
+    """``run --continuous --port 8000 --publish``: the job answers through the Gateway
+    NodePort with the tool's ``Host`` (``show``'s ``Public:`` URL, from the
+    ``publish_url_template`` the platform configures), ``dump``/``load`` keep ``publish``, a
+    second published job is refused naming the first, and deleting the job gives fourohfour's
+    page."""
+    host = tool_host(upstream.tool.name)
+    server = ["--image", "python3.11", "--command", "python3 -m http.server 8000"]
+    ok(upstream.jobs("run", "site", *server, "--continuous", "--port", "8000", "--publish"))
+    assert show(upstream, "site")["Public:"] == f"http://{host}:30000/"
+
+    def answers(status: int) -> bool:
+        try:
+            with httpx.Client(base_url=web_url(), trust_env=False, timeout=5) as web:
+                return web.get("/", headers={"Host": host}).status_code == status
+        except httpx.HTTPError:
+            return False
+
+    wait_until(lambda: answers(200), f"{host} answering 200 through the Gateway", timeout=120)
+
+    refused(
+        upstream.jobs("run", "other", *server, "--continuous", "--port", "8000", "--publish"),
+        "already published by job 'site'",
+    )
+    dumped = ok(upstream.jobs("dump"))
+    assert not [line for line in dumped.stderr_lines if "WARNING" in line], dumped.describe()
+    (entry,) = yaml.safe_load(dumped.stdout)
+    assert entry["publish"] == "/"
+    (upstream.home / "jobs.yaml").write_text(dumped.stdout)
+    load = ok(upstream.jobs("load", "jobs.yaml"))
+    assert load.stdout.splitlines() == ["Job site is already up to date"], load.describe()
+
+    ok(upstream.jobs("delete", "site"))
+    wait_until(lambda: answers(404), f"{host} answering fourohfour's 404", timeout=60)
+
+
 def test_images_quota_restart_and_flush(upstream: Upstream) -> None:
     images = ok(upstream.jobs("images")).stdout
     for text in ("Short name", "python3.11", "registry.local/toolforge/python3.11:stable"):
@@ -404,7 +442,7 @@ def test_error_paths(upstream: Upstream) -> None:
         upstream.jobs("run", "bad", "--command", "true", "--image", "bookworm", "--mem", "64Gi"),
         "memory 64Gi is above the maximum",
     )
-    # not available here yet (docs/compatibility.md): publishing and the webservice job type
+    # publishing needs a port to send the traffic to (the client sends publish without one)
     refused(
         upstream.jobs(
             "run",
@@ -416,8 +454,9 @@ def test_error_paths(upstream: Upstream) -> None:
             "--continuous",
             "--publish",
         ),
-        "publish",
+        "publish needs a port",
     )
+    # not available here yet (docs/compatibility.md): the webservice job type
     refused(upstream.jobs("run", "--webservice", "--image", "python3.11"), "job_type")
     ok(upstream.jobs("run", "twice", "--command", "sleep 600", "--image", "bookworm"))
     refused(

@@ -105,6 +105,7 @@ class Job(WireModel):
     port_protocol: str | None = None
     health_check: HealthCheck | None = None
     publish: str | None = None
+    public_url: str | None = None
     status_short: str | None = None
     status_long: str | None = None
     status: JobStatus | None = None

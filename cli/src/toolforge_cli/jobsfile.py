@@ -22,8 +22,7 @@ paragraph; the key table is in :mod:`toolforge_cli.jobspec`)::
 
 :func:`parse_jobs_file` reports every problem of the file at once (unknown keys with a
 suggestion, missing ``name``/``command``/``image``, wrong types, rules across options,
-duplicate names), so that ``load`` refuses a bad file before sending anything. Upstream's
-``publish`` key is refused with its own message: the jobs API cannot publish jobs yet.
+duplicate names), so that ``load`` refuses a bad file before sending anything.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ import yaml
 from pydantic import ValidationError
 
 from toolforge_cli.errors import UserError
-from toolforge_cli.jobspec import OPTION_KEYS, PUBLISH_NOT_AVAILABLE, JobOptions, key_name
+from toolforge_cli.jobspec import OPTION_KEYS, JobOptions, key_name
 
 __all__ = ["JobsFileError", "dump_jobs_yaml", "parse_jobs_file"]
 
@@ -83,9 +82,6 @@ def validate_entries(data: Any) -> tuple[list[JobOptions], list[str]]:
         if not isinstance(raw, dict):
             problems.append(f"{where}: must be a mapping of options, got {type(raw).__name__}")
             continue
-        if "publish" in raw:
-            raw = {k: v for k, v in raw.items() if k != "publish"}
-            problems.append(f"{where}: publish: {PUBLISH_NOT_AVAILABLE}")
         try:
             options = JobOptions.model_validate(raw)
         except ValidationError as exc:

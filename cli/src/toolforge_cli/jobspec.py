@@ -26,6 +26,7 @@ NAME (argument)          ``name``                 ``name``
 ``--health-check-http``  ``health-check-http``    ``health_check: {type: http, path}``
 ``-p/--port N[/proto]``  ``port`` (int or str)    ``port`` (+ ``port_protocol`` if given)
 ``--replicas``           ``replicas``             ``replicas``
+``--publish [/]``        ``publish``              ``publish`` (continuous, TCP ``port``)
 ``--wait [S]``           ``wait`` (bool or int)   (client side only, not sent)
 ======================== ======================== =========================================
 
@@ -68,7 +69,6 @@ __all__ = [
     "NAME_MAX_LENGTH",
     "NAME_PATTERN",
     "OPTION_KEYS",
-    "PUBLISH_NOT_AVAILABLE",
     "JobOptions",
     "Port",
     "flag_name",
@@ -81,11 +81,6 @@ __all__ = [
 #: Job names (REFERENCE.md, "Job fields").
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 NAME_MAX_LENGTH = 52
-#: Why ``run --publish`` and the jobs.yaml key ``publish`` are refused.
-PUBLISH_NOT_AVAILABLE = (
-    "publishing a job on the web (upstream's --publish) is not available on this platform "
-    "yet: the jobs API does not publish jobs; nothing was sent"
-)
 #: ``--wait`` without a value, ``wait: true`` in jobs.yaml: seconds to wait at most.
 DEFAULT_WAIT_SECONDS = 600
 #: Values the API fills in when an option is not given (REFERENCE.md, "Job fields"). Those of
@@ -194,6 +189,7 @@ class JobOptions(BaseModel):
     health_check_http: StrictStr | None = None
     port: PortValue | None = None
     replicas: Annotated[StrictInt, Field(ge=1)] | None = None
+    publish: Literal["/"] | None = None
     wait: StrictBool | Annotated[StrictInt, Field(ge=1)] | None = None
 
     @property
@@ -247,7 +243,13 @@ class JobOptions(BaseModel):
                     found.append(f"{n(field)} needs file logs, which are switched off")
         kind = self.job_type
         if kind != "continuous":
-            for field in ("port", "replicas", "health_check_script", "health_check_http"):
+            for field in (
+                "port",
+                "replicas",
+                "health_check_script",
+                "health_check_http",
+                "publish",
+            ):
                 if getattr(self, field) is not None:
                     found.append(f"{n(field)} is only valid with {n('continuous')}")
         if kind == "continuous" and self.retry:
@@ -262,6 +264,9 @@ class JobOptions(BaseModel):
                 )
             if self.port is None or self.port.protocol == "udp":
                 found.append(f"{n('health_check_http')} needs a TCP {n('port')}")
+        udp_or_none = self.port is None or self.port.protocol == "udp"
+        if self.publish is not None and kind == "continuous" and udp_or_none:
+            found.append(f"{n('publish')} needs a TCP {n('port')} (the job serves HTTP on it)")
         if self.wait_seconds is not None and kind == "scheduled":
             found.append(
                 f"{n('wait')} is not valid with {n('schedule')}: a scheduled job runs at its "
@@ -304,6 +309,8 @@ class JobOptions(BaseModel):
             body["port"] = self.port.number
             if self.port.protocol is not None:
                 body["port_protocol"] = self.port.protocol
+        if self.publish is not None:
+            body["publish"] = self.publish
         return body
 
     def to_entry(self) -> dict[str, Any]:
@@ -395,4 +402,6 @@ def options_from_job(job: Job | Mapping[str, Any], *, legacy: bool | None = None
                 entry["health-check-script"] = check.script
             elif check.type == "http":
                 entry["health-check-http"] = check.path
+        if job.publish:
+            entry["publish"] = job.publish
     return JobOptions.model_validate(entry)

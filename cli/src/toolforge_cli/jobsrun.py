@@ -2,7 +2,7 @@
 paragraph), and ``--wait`` for it.
 
 Upstream's spellings are accepted: ``--wait`` with an optional number of seconds,
-``--publish`` with an optional ``/`` (refused: the jobs API cannot publish jobs yet). Flags
+``--publish`` with an optional ``/`` (serve a continuous job at ``https://<tool>.<domain>/``). Flags
 are checked before anything is sent (:func:`run_options`); see
 :mod:`toolforge_cli.jobspec` for the body they become.
 """
@@ -24,7 +24,6 @@ from toolforge_cli.errors import UserError
 from toolforge_cli.jobsapi import Job, JobsApi
 from toolforge_cli.jobspec import (
     DEFAULT_WAIT_SECONDS,
-    PUBLISH_NOT_AVAILABLE,
     JobOptions,
     flag_name,
     key_name,
@@ -127,10 +126,7 @@ def run_options(
     publish: str | None = None,
 ) -> JobOptions:
     """The :class:`JobOptions` of ``run``'s flags. Raises :class:`UserError` listing every
-    problem, naming the flags; ``publish`` (upstream's ``--publish``) is refused on its own:
-    the jobs API cannot publish jobs yet."""
-    if publish is not None:
-        raise UserError(f"--publish: {PUBLISH_NOT_AVAILABLE}")
+    problem, naming the flags."""
     given = {
         "name": name,
         "command": command,
@@ -150,6 +146,7 @@ def run_options(
         "health_check_http": health_check_http,
         "port": port,
         "replicas": replicas,
+        "publish": publish,
         "wait": wait,
     }
     try:
@@ -173,7 +170,7 @@ RUN_EPILOG = """Examples:
   toolforge jobs run nightly --command ./backup.sh --image bookworm --schedule "0 3 * * *" \\
       --emails onfailure --retry 2 --timeout 3600
   toolforge jobs run web --command "python3 app.py" --image python3.11 --continuous \\
-      -p 8000 --health-check-http /healthz --replicas 2
+      -p 8000 --health-check-http /healthz --replicas 2 --publish /
   toolforge jobs run dns --command ./dns.sh --image bookworm --continuous -p 5353/udp"""
 
 
@@ -284,7 +281,8 @@ def run(
         typer.Option(
             "--publish",
             metavar="[/]",
-            help="Upstream's: serve a continuous job on the web. Not available yet (refused).",
+            help="Continuous with a TCP --port: serve the job on the web at the root of the "
+            "tool's host (https://<tool>.<public domain>/); one job per tool.",
         ),
     ] = None,
 ) -> None:

@@ -147,7 +147,7 @@ def job_detail_table(job: Job) -> Table:
         ("Port:", _port_text(job)),
     ]
     if job.publish:
-        rows.append(("Public:", job.publish))
+        rows.append(("Public:", job.public_url or job.publish))
     rows.append(("File log:", _yes_no(job.filelog)))
     if job.filelog:
         rows += [("Output log:", job.filelog_stdout), ("Error log:", job.filelog_stderr)]

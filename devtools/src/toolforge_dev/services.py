@@ -60,6 +60,7 @@ from toolforge_dev.logstore import LOGSTORE_USER, platform_store
 from toolforge_dev.mailpit import platform_mailpit
 from toolforge_dev.registry import LocalRegistry, builds_registry_credentials
 from toolforge_dev.registry_pull import PULL_CREDENTIALS, PULL_PORT, ReadOnlyRegistry
+from toolforge_dev.web_manifests import jobs_api_web_settings
 from toolforge_envvars.webhook.registration import WEBHOOK_NAME, webhook_configuration
 
 __all__ = [
@@ -323,6 +324,7 @@ class PlatformServices:
             "logstore_username": LOGSTORE_USER,
             "logstore_password_file": str(platform_store(self.cluster).password_file),
             "logstore_ca_file": str(pki / "cluster-ca.crt"),
+            **jobs_api_web_settings(),
         }
 
     def builds_api_config(self) -> dict[str, object]:

@@ -53,6 +53,10 @@ from typing import Literal
 import yaml
 
 from toolforge_dev.paths import REPO_ROOT, cache_dir
+from toolforge_dev.web_manifests import NODE_PORT, PUBLIC_DOMAIN
+
+#: ``toolforge-jobs``' ``publish_url_template`` here (upstream: ``https://{tool_name}.toolforge.org``).
+PUBLISH_URL = f"http://{{tool_name}}.{PUBLIC_DOMAIN}:{NODE_PORT}"
 
 __all__ = [
     "COMMANDS",
@@ -242,7 +246,9 @@ def configure_tool_home(
     """Point the clients of the tool whose home is ``home`` at ``gateway_url``, as Toolforge
     does; returns the environment variables to add (``TOOL_TOOLFORGE_API_URL`` with
     ``via="env"``, else none: the URL is written to ``~/.toolforge.yaml`` as
-    ``api_gateway: {url: ...}``).
+    ``api_gateway: {url: ...}``, with ``jobs: {publish_url_template: ...}``, the form of a
+    published job's URL that ``toolforge-jobs show`` prints: the local platform's
+    ``http://<tool>.toolforge.local:30000``).
 
     Raises:
         FileNotFoundError: the home lacks ``~/.kube/config`` or ``~/.toolskube/client.crt``
@@ -255,7 +261,11 @@ def configure_tool_home(
     if via == "env":
         config.unlink(missing_ok=True)
         return {"TOOL_TOOLFORGE_API_URL": gateway_url}
-    config.write_text(yaml.safe_dump({"api_gateway": {"url": gateway_url}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"api_gateway": {"url": gateway_url}, "jobs": {"publish_url_template": PUBLISH_URL}}
+        )
+    )
     return {}
 
 

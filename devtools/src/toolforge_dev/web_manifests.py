@@ -342,3 +342,16 @@ def web_objects(
         *gateway_objects(),
         *fourohfour_objects(fourohfour_image, domain),
     ]
+
+
+def jobs_api_web_settings() -> dict[str, str]:
+    """The jobs API's settings for published jobs on this platform
+    (``toolforge_jobs.settings.JobsSettings`` keys): the public domain and Gateway above, and
+    public URLs on the NodePort (``http://<tool>.toolforge.local:30000/``, which answers with
+    that ``Host``; nothing resolves ``*.toolforge.local``)."""
+    return {
+        "public_domain": PUBLIC_DOMAIN,
+        "gateway_namespace": NAMESPACE,
+        "gateway_name": GATEWAY_NAME,
+        "public_url_template": f"http://{{tool}}.{{domain}}:{NODE_PORT}",
+    }

@@ -14,7 +14,12 @@ pod (one replica, CPU limit 1) with its Service and an HTTPRoute for
   keep-alive), what a typical tool serves;
 - ``nginx``: nginx-light from Debian bookworm (an image built here with debootstrap, cached),
   one worker answering ``200`` with a constant body, so that the backend costs little and the
-  Gateway's own cost shows.
+  Gateway's own cost shows;
+- ``published``: the same Python app as a continuous job published through the jobs API
+  (``publish: "/"``, ``port: 8000``, ``cpu: 1``): the jobs API's own code
+  (:class:`toolforge_jobs.service.JobsService`, in this process, acting as the tool with the
+  jobs API's kubeconfig) makes the Deployment, Service and HTTPRoute, as ``toolforge jobs run
+  --publish /`` does.
 
 It waits until the route answers 200 through the Gateway, then attacks, alternating, for
 ``--rounds`` rounds:
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -49,7 +55,13 @@ from toolforge_dev.cli import admin_settings
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import new_admin_api
 from toolforge_dev.web import web_url
-from toolforge_dev.webapp import tool_host, webapp_objects
+from toolforge_dev.web_manifests import jobs_api_web_settings
+from toolforge_dev.webapp import SERVER, tool_host, webapp_objects
+from toolforge_jobs.metrics import JobsMetrics
+from toolforge_jobs.models import JobSpec
+from toolforge_jobs.service import JobsService, image_catalog
+from toolforge_jobs.settings import JobsSettings
+from toolforge_jobs.storage import ToolImpersonatingStorage
 
 TOOL = "webbench"
 NGINX = images.ImageSpec(
@@ -167,6 +179,78 @@ async def _setup(cluster: Cluster, backend: str) -> str:
             return str(svc.spec.cluster_ip)
 
 
+async def _setup_published(cluster: Cluster) -> str:
+    """Onboard the tool (once), remove the other backends' app and route, and publish the
+    Python app as job ``pub`` through the jobs API's service layer; returns its Service's
+    ClusterIP once its pod is ready."""
+    async with onboarder(admin_settings(cluster)) as ob:
+        deadline = time.monotonic() + 120
+        while True:  # a previous run's namespace may still be terminating
+            try:
+                result = await ob.create(TOOL)
+                break
+            except OnboardingError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(2)
+    ns = result.namespace
+    api = await new_admin_api(cluster)
+    async with api:
+        apps, core, custom = k8s.AppsV1Api(api), k8s.CoreV1Api(api), k8s.CustomObjectsApi(api)
+        for delete in (
+            lambda: apps.delete_namespaced_deployment("web", ns),
+            lambda: core.delete_namespaced_service("web", ns),
+            lambda: custom.delete_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", ns, "httproutes", "web"
+            ),
+        ):
+            try:
+                await delete()
+            except k8s.ApiException as exc:
+                if exc.status != 404:
+                    raise
+        settings = JobsSettings(
+            kubeconfig=cluster.service_kubeconfig("jobs-api"),
+            homes_dir=cluster.homes_dir,
+            **jobs_api_web_settings(),  # type: ignore[arg-type]
+        )
+        storage = await ToolImpersonatingStorage.connect(settings, JobsMetrics())
+        try:
+            service = JobsService(storage, image_catalog(storage, settings), settings)
+            if await storage.get(TOOL, "deployments", "pub") is None:
+                spec = JobSpec.model_validate(
+                    {
+                        "name": "pub",
+                        "cmd": f"exec python3 -c {shlex.quote(SERVER)}",
+                        "imagename": "python3.11",
+                        "continuous": True,
+                        "port": 8000,
+                        "publish": "/",
+                        "cpu": "1",
+                        "memory": "256Mi",
+                        "filelog": False,
+                    }
+                )
+                await service.create(TOOL, spec)
+        finally:
+            await storage.close()
+        deadline = time.monotonic() + 180
+        while True:  # only the job's pod, ready, behind the Service
+            pods = (await core.list_namespaced_pod(ns)).items
+            names = {p.metadata.labels.get("app.kubernetes.io/name") for p in pods}
+            ready = all(
+                any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+                for p in pods
+            )
+            if pods and ready and names == {"pub"}:
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"published job not ready: {[p.metadata.name for p in pods]}")
+            await asyncio.sleep(0.5)
+        svc = await core.read_namespaced_service("pub", ns)
+        return str(svc.spec.cluster_ip)
+
+
 async def _teardown(cluster: Cluster) -> None:
     async with onboarder(admin_settings(cluster)) as ob:
         await ob.delete(TOOL, purge_home=True)
@@ -228,7 +312,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the tool afterwards")
     parser.add_argument(
-        "--backends", nargs="+", choices=["python", "nginx"], default=["python", "nginx"]
+        "--backends",
+        nargs="+",
+        choices=["python", "nginx", "published"],
+        default=["python", "nginx", "published"],
     )
     args = parser.parse_args()
     if not binaries.vegeta().is_built():
@@ -245,7 +332,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     try:
         for backend in args.backends:
-            cluster_ip = asyncio.run(_setup(cluster, backend))
+            setup = (
+                _setup_published(cluster) if backend == "published" else _setup(cluster, backend)
+            )
+            cluster_ip = asyncio.run(setup)
             targets = {
                 "gateway": (f"{web_url()}/", host),
                 "service": (f"http://{cluster_ip}:8000/", None),

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -29,6 +30,8 @@ from toolforge_admin.pki import CertificateAuthority, subject
 from toolforge_dev.cluster import Cluster
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
+from toolforge_dev.web import web_url
+from toolforge_dev.webapp import tool_host
 
 pytestmark = pytest.mark.cluster
 
@@ -302,6 +305,36 @@ def test_run_flags_reach_the_job_and_dump_then_load_changes_nothing(
     ]
     for name, job in before.items():
         assert spec_of(show(tool, name)) == spec_of(job), name
+
+
+def test_run_publish_serves_the_job_and_show_has_its_public_url(
+    platform: PlatformServices, tool: Tool, tmp_path: Path
+) -> None:
+    """``run --publish /`` (``docs/web-traffic.md``): ``show`` prints ``Public:``, the job
+    answers through the Gateway NodePort with the tool's ``Host``, ``dump`` keeps it."""
+    host = tool_host(tool.name)
+    ok(tool, "jobs", "run", "site", "--command", "python3 -m http.server 8000", "--image",
+       "python3.11", "--continuous", "-p", "8000", "--publish", "/", *SMALL)  # fmt: skip
+    table = ok(tool, "jobs", "show", "site").stdout
+    assert re.search(rf"Public:\s+http://{re.escape(host)}:30000/", table), table
+    assert show(tool, "site")["public_url"] == f"http://{host}:30000/"
+
+    deadline = time.monotonic() + 120
+    status = None
+    while status != 200:
+        assert time.monotonic() < deadline, f"{host}: last answer {status}"
+        try:
+            with httpx.Client(base_url=web_url(), trust_env=False, timeout=5) as web:
+                status = web.get("/", headers={"Host": host}).status_code
+        except httpx.HTTPError:
+            status = None
+        time.sleep(0.5)
+
+    dumped = tmp_path / "dump.yaml"
+    ok(tool, "jobs", "dump", "-f", str(dumped))
+    (entry,) = yaml.safe_load(dumped.read_text())
+    assert (entry["publish"], entry["port"]) == ("/", 8000)
+    assert loaded_jobs(ok(tool, "jobs", "load", str(dumped)).stdout) == [("unchanged", "site")]
 
 
 # -- --wait beyond success and failure --------------------------------------------------------

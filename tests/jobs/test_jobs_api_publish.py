@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from jobs.support import JobsAPI, onboarded_tool, wait_for
+from jobs.support import JobsAPI, api_settings, onboarded_tool, serve_jobs_api, wait_for
 from kubernetes_asyncio import client as k8s
 
 from toolforge_dev.cluster import Cluster
@@ -295,3 +295,31 @@ async def test_each_tool_publishes_its_own_host(
             assert answer.text.strip() in pods[tool.name], (tool.name, answer.text, pods)
         async with jobs_api.client(module_tool.name) as client:
             assert (await client.delete(f"/v1/tool/{module_tool.name}/jobs/www")).status_code == 200
+
+
+async def test_a_route_the_admission_policy_refuses_leaves_nothing_behind(
+    cluster: Cluster, module_tool: Tool, tool_kube: k8s.ApiClient
+) -> None:
+    """A jobs API configured with another public domain than the platform's: the tool route
+    policy (toolforge_admin.web_policies) refuses the HTTPRoute, created last, and the
+    Deployment and Service made before it are deleted again."""
+    settings = api_settings(
+        cluster.pki_dir,
+        cluster.service_kubeconfig("jobs-api"),
+        homes_dir=cluster.homes_dir,
+        public_domain="example.org",
+    )
+    path = f"/v1/tool/{module_tool.name}/jobs"
+    async with (
+        serve_jobs_api(settings, cluster.pki_dir) as wrong,
+        wrong.client(module_tool.name) as client,
+    ):
+        refused = await client.post(path, json=web_job("lost"))
+        assert refused.status_code == 403, refused.text
+        (message,) = refused.json()["error"]
+        assert f'spec.hostnames must be exactly ["{tool_host(module_tool.name)}"]' in message
+        assert (await client.get(f"{path}/lost")).status_code == 404
+    services = await k8s.CoreV1Api(tool_kube).list_namespaced_service(module_tool.namespace)
+    assert "lost" not in [s.metadata.name for s in services.items]
+    deployments = await k8s.AppsV1Api(tool_kube).list_namespaced_deployment(module_tool.namespace)
+    assert "lost" not in [d.metadata.name for d in deployments.items]

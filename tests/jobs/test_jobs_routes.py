@@ -124,16 +124,21 @@ def _route(name: str, path: str | None, *, job: str | None = None) -> dict[str, 
     rule: dict[str, Any] = {"backendRefs": [{"name": name, "port": 80}]}
     if path is not None:
         rule["matches"] = [{"path": {"type": "PathPrefix", "value": path}}]
-    labels = {"app.kubernetes.io/name": job} if job else {}
+    labels = (
+        {"app.kubernetes.io/name": job, "app.kubernetes.io/managed-by": "toolforge-jobs-framework"}
+        if job
+        else {}
+    )
     return {"metadata": {"name": name, "labels": labels}, "spec": {"rules": [rule]}}
 
 
 def test_path_holder_names_the_other_job() -> None:
     routes = [_route("web", "/", job="web"), _route("api", "/api", job="api")]
     assert path_holder(routes, "web", "/") is None  # its own route
-    assert path_holder(routes, "other", "/") == "web"
+    assert path_holder(routes, "other", "/") == "job 'web'"
     assert path_holder(routes, "other", "/x") is None
-    assert path_holder([_route("hand-made", None)], "web", "/") == "hand-made"  # no matches: /
+    # a route the tool made by hand, without matches (which means /)
+    assert path_holder([_route("hand-made", None)], "web", "/") == "HTTPRoute 'hand-made'"
     assert path_holder([], "web", "/") is None
 
 

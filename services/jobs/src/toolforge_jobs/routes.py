@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from toolforge_auth.tools import JOBS_MANAGER, MANAGED_BY_LABEL
 from toolforge_jobs.builders import ToolContext, job_labels
 from toolforge_jobs.models import JobSpec
 
@@ -140,12 +141,15 @@ def published_paths(route: dict[str, Any]) -> set[str]:
 
 
 def path_holder(routes: list[dict[str, Any]], job: str, path: str) -> str | None:
-    """The job (``app.kubernetes.io/name`` label, else the route's name) of a route in
-    ``routes`` other than ``job``'s own that already serves ``path``; ``None`` when the path
-    is free."""
+    """Who already serves ``path`` with a route in ``routes`` other than ``job``'s own:
+    ``"job 'x'"`` for a route of the jobs framework (its ``app.kubernetes.io/name``),
+    ``"HTTPRoute 'x'"`` for another one; ``None`` when the path is free."""
     for route in routes:
         metadata = route.get("metadata") or {}
-        holder = str((metadata.get("labels") or {}).get(_NAME_LABEL) or metadata.get("name"))
-        if metadata.get("name") != job and path in published_paths(route):
-            return holder
+        if metadata.get("name") == job or path not in published_paths(route):
+            continue
+        labels = metadata.get("labels") or {}
+        if labels.get(MANAGED_BY_LABEL) == JOBS_MANAGER and labels.get(_NAME_LABEL):
+            return f"job '{labels[_NAME_LABEL]}'"
+        return f"HTTPRoute '{metadata.get('name')}'"
     return None

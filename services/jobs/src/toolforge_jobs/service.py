@@ -428,16 +428,11 @@ class JobsService:
     def _check_path_free(self, tool: str, name: str, path: str, routes: list[Obj]) -> None:
         """409 when a route other than job ``name``'s serves ``path`` of the tool's host."""
         holder = path_holder(routes, name, path)
-        if holder is None:
-            return
-        made_by_us = any(
-            manages(r) and (meta(r).get("labels") or {}).get(NAME_LABEL) == holder for r in routes
-        )
-        what = f"job '{holder}'" if made_by_us else f"HTTPRoute '{holder}'"
-        raise ConflictError(
-            f"publish: {public_url(tool, path, self._web)} is already published by {what}; "
-            "a tool can publish one job per path: unpublish or delete it first"
-        )
+        if holder is not None:
+            raise ConflictError(
+                f"publish: {public_url(tool, path, self._web)} is already published by "
+                f"{holder}; a tool can publish one job per path: unpublish or delete it first"
+            )
 
     async def _create_objects(self, tool: str, objects: list[Obj]) -> Obj:
         """Create ``objects`` in order (a Service or HTTPRoute becomes owned by the Deployment

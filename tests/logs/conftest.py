@@ -1,38 +1,19 @@
-"""Fixtures of the logs API tests: a log store of the session (a real ``victoria-logs`` on a
-free loopback port, TLS, HTTP Basic auth) for the tests that need no cluster."""
+"""Fixtures of the logs API tests: a log store of the session for the tests that need no
+cluster (:mod:`logstore_fixtures`), and a client of the gateway as a tool."""
 
 from __future__ import annotations
 
 import ssl
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from toolforge_dev import binaries as go_binaries
+# the session's log store and its clients (shared with the other store-using tests)
+from logstore_fixtures import logstore, store_client  # noqa: F401
 from toolforge_dev.cluster import Cluster
-from toolforge_dev.logstore import LogStore
 from toolforge_dev.pytest_plugin import Tool
 from toolforge_dev.services import PlatformServices
-from toolforge_logstore import LogStoreClient
-
-
-@pytest.fixture(scope="session")
-def logstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogStore]:
-    """A store process of this session, stopped at its end."""
-    go_binaries.victorialogs().build(lambda m: print(m, file=sys.stderr))
-    store = LogStore.standalone(tmp_path_factory.mktemp("logs-api-store"))
-    store.start()
-    yield store
-    store.stop()
-
-
-@pytest.fixture
-async def store_client(logstore: LogStore) -> AsyncIterator[LogStoreClient]:
-    """A client of :func:`logstore`."""
-    async with LogStoreClient(logstore.client_config()) as client:
-        yield client
 
 
 @pytest.fixture

@@ -1,30 +1,7 @@
-"""A log store of the test session (a real ``victoria-logs`` on a free loopback port, TLS with
-its own CA, HTTP Basic auth), and clients of it. It needs no cluster."""
+"""A log store of the test session and clients of it (:mod:`logstore_fixtures`). It needs no
+cluster."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Iterator
-
-import pytest
-
-from toolforge_dev import binaries as go_binaries
-from toolforge_dev.logstore import LogStore
-from toolforge_logstore import LogStoreClient
-
-
-@pytest.fixture(scope="session")
-def logstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogStore]:
-    """A store process of this session, stopped at its end."""
-    go_binaries.victorialogs().build(lambda m: print(m, file=sys.stderr))
-    store = LogStore.standalone(tmp_path_factory.mktemp("logstore"))
-    store.start()
-    yield store
-    store.stop()
-
-
-@pytest.fixture
-async def store_client(logstore: LogStore) -> AsyncIterator[LogStoreClient]:
-    """A client of :func:`logstore`."""
-    async with LogStoreClient(logstore.client_config()) as client:
-        yield client
+# the session's log store and its clients (shared with the other store-using tests)
+from logstore_fixtures import logstore, store_client  # noqa: F401

@@ -50,6 +50,7 @@ from toolforge_kit.errors import (
     UnavailableError,
 )
 from toolforge_kit.metrics import ServiceMetrics
+from toolforge_kit.settings import BackendSettings
 from toolforge_kit.streaming import LineSplitter
 
 __all__ = [
@@ -189,6 +190,32 @@ class KubeClient:
             metrics=metrics,
             timeout=timeout,
             retry_after=retry_after,
+            forbidden_message=forbidden_message,
+        )
+
+    @classmethod
+    async def for_backend(
+        cls,
+        settings: BackendSettings,
+        *,
+        user_agent: str,
+        metrics: ServiceMetrics | None = None,
+        forbidden_message: str | None = None,
+    ) -> KubeClient:
+        """:meth:`connect` with a backend's own settings: its ``kubeconfig`` (else the
+        in-cluster ServiceAccount), ``kube_max_connections``, ``kube_timeout_seconds`` and
+        ``retry_after_seconds``.
+
+        Raises:
+            kubernetes_asyncio.config.ConfigException, OSError: unusable credentials.
+        """
+        return await cls.connect(
+            kubeconfig=settings.kubeconfig,
+            user_agent=user_agent,
+            max_connections=settings.kube_max_connections,
+            timeout=settings.kube_timeout_seconds,
+            retry_after=settings.retry_after_seconds,
+            metrics=metrics,
             forbidden_message=forbidden_message,
         )
 

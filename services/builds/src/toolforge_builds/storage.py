@@ -73,12 +73,9 @@ class LabelScopedServiceStorage:
         Raises:
             kubernetes_asyncio.config.ConfigException, OSError: unusable credentials.
         """
-        kube = await KubeClient.connect(
-            kubeconfig=settings.kubeconfig,
+        kube = await KubeClient.for_backend(
+            settings,
             user_agent="toolforge-builds-api",
-            max_connections=settings.kube_max_connections,
-            timeout=settings.kube_timeout_seconds,
-            retry_after=settings.retry_after_seconds,
             metrics=metrics,
             forbidden_message="the builds API is not allowed to do this in the cluster",
         )

@@ -58,12 +58,9 @@ class EmailerStorage:
     @classmethod
     async def connect(cls, settings: EmailerSettings, metrics: EmailerMetrics) -> EmailerStorage:
         """Open the connection pools (one for ordinary calls, one for the pod watch)."""
-        kube = await KubeClient.connect(
-            kubeconfig=settings.kubeconfig,
+        kube = await KubeClient.for_backend(
+            settings,
             user_agent="toolforge-jobs-emailer",
-            max_connections=settings.kube_max_connections,
-            timeout=settings.kube_timeout_seconds,
-            retry_after=settings.retry_after_seconds,
             metrics=metrics,
         )
         return cls(kube, kube.second_pool(2), settings)

@@ -113,12 +113,9 @@ class ToolImpersonatingStorage:
         Raises:
             kubernetes_asyncio.config.ConfigException, OSError: unusable credentials.
         """
-        kube = await KubeClient.connect(
-            kubeconfig=settings.kubeconfig,
+        kube = await KubeClient.for_backend(
+            settings,
             user_agent="toolforge-jobs-api",
-            max_connections=settings.kube_max_connections,
-            timeout=settings.kube_timeout_seconds,
-            retry_after=settings.retry_after_seconds,
             metrics=metrics,
         )
         watch_kube = kube.second_pool(settings.cache_max_tools * len(WATCHED) + 1)

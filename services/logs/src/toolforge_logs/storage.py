@@ -175,12 +175,9 @@ class ToolImpersonatingJobsStorage:
         Raises:
             kubernetes_asyncio.config.ConfigException, OSError: unusable credentials.
         """
-        kube = await KubeClient.connect(
-            kubeconfig=settings.kubeconfig,
+        kube = await KubeClient.for_backend(
+            settings,
             user_agent="toolforge-logs-api",
-            max_connections=settings.kube_max_connections,
-            timeout=settings.kube_timeout_seconds,
-            retry_after=settings.retry_after_seconds,
             metrics=metrics,
         )
         return cls(kube)

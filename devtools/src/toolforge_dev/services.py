@@ -163,7 +163,6 @@ class PlatformServices:
 
     def services(self) -> list[Service]:
         """The services in start order (the registry, the git server, backends, the gateway)."""
-        python = sys.executable
         registry = self.registry()
         credentials = registry.credentials
         git = self.git_server()
@@ -200,83 +199,46 @@ class PlatformServices:
             ),
             Service(
                 name="jobs-api",
-                argv=[
-                    python,
-                    "-m",
-                    "toolforge_jobs",
-                    "--config",
-                    str(self._config_path("jobs-api.yaml")),
-                ],
+                argv=self._python_argv("toolforge_jobs", "jobs-api.yaml"),
                 health_url=f"https://localhost:{JOBS_API_PORT}/v1/healthz",
             ),
             Service(
                 name="builds-api",
-                argv=[
-                    python,
-                    "-m",
-                    "toolforge_builds",
-                    "--config",
-                    str(self._config_path("builds-api.yaml")),
-                ],
+                argv=self._python_argv("toolforge_builds", "builds-api.yaml"),
                 health_url=f"https://localhost:{BUILDS_API_PORT}/v1/healthz",
             ),
             Service(
                 name="envvars-api",
-                argv=[
-                    python,
-                    "-m",
-                    "toolforge_envvars",
-                    "--config",
-                    str(self._config_path("envvars-api.yaml")),
-                ],
+                argv=self._python_argv("toolforge_envvars", "envvars-api.yaml"),
                 health_url=f"https://localhost:{ENVVARS_API_PORT}/v1/healthz",
             ),
             Service(
                 name="envvars-webhook",
-                argv=[
-                    python,
-                    "-m",
-                    "toolforge_envvars.webhook",
-                    "--config",
-                    str(self._config_path("envvars-webhook.yaml")),
-                ],
+                argv=self._python_argv("toolforge_envvars.webhook", "envvars-webhook.yaml"),
                 health_url=f"https://{NODE_IP}:{ENVVARS_WEBHOOK_PORT}/healthz",
             ),
             Service(
                 name="logs-api",
-                argv=[
-                    python,
-                    "-m",
-                    "toolforge_logs",
-                    "--config",
-                    str(self._config_path("logs-api.yaml")),
-                ],
+                argv=self._python_argv("toolforge_logs", "logs-api.yaml"),
                 health_url=f"https://localhost:{LOGS_API_PORT}/v1/healthz",
             ),
             Service(
                 name="emailer",
-                argv=[
-                    python,
-                    "-m",
-                    "toolforge_emailer",
-                    "--config",
-                    str(self._config_path("emailer.yaml")),
-                ],
+                argv=self._python_argv("toolforge_emailer", "emailer.yaml"),
                 health_url=f"https://localhost:{emailer.EMAILER_PORT}/healthz",
             ),
             Service(
                 name="gateway",
-                argv=[
-                    python,
-                    "-m",
-                    "toolforge_gateway",
-                    "--config",
-                    str(self._config_path("gateway.yaml")),
-                ],
+                argv=self._python_argv("toolforge_gateway", "gateway.yaml"),
                 health_url=f"{self.gateway_url}/healthz",
                 health_needs_cert=True,
             ),
         ]
+
+    def _python_argv(self, module: str, config: str) -> list[str]:
+        """``python -m <module> --config <run dir>/config/<config>``: how every platform
+        service written here is started."""
+        return [sys.executable, "-m", module, "--config", str(self._config_path(config))]
 
     def gateway_config(self) -> dict[str, object]:
         """The gateway's settings (``toolforge_gateway.settings.GatewaySettings`` keys)."""

@@ -44,6 +44,7 @@ from urllib.parse import urljoin
 import httpx
 import yaml
 
+from storebench import check, du_mib, line_text, percentile, rss_mib
 from toolforge_admin.pki import PlatformPKI
 from toolforge_dev.logstore import LOGSTORE_USER, LogStore
 from toolforge_logstore import LogStoreClient, NewLogEntry
@@ -51,37 +52,6 @@ from toolforge_logstore import LogStoreClient, NewLogEntry
 NAMESPACE, TOOL, JOB = "tool-bench", "bench", "bench-job"
 BATCH = 50_000
 DAY_NS = 86_400 * 1_000_000_000
-
-
-def check(ok: bool, message: str) -> None:
-    """Stop the benchmark when a result is wrong (numbers of wrong answers mean nothing)."""
-    if not ok:
-        raise SystemExit(f"check failed: {message}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def du_mib(path: Path) -> float:
-    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[0]) / 2**20
-
-
-def rss_mib(pid: int) -> tuple[float, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def line_text(i: int) -> str:
-    return (
-        f"2026-12-04 12:00:00,000 INFO worker.batch{i % 97:02d} processed item {i:07d} "
-        f"in {i % 1000} ms (queue {i % 31})"
-    )
 
 
 def free_port() -> int:
